@@ -1,0 +1,82 @@
+/* The engine: a scheduler for tasks on a libuv loop.
+ *
+ * The engine either owns its uv_loop_t or borrows the host's. Ready tasks
+ * run from a uv_idle_t, so the loop only blocks in I/O when nothing is
+ * ready; every timer lives in one heap behind a single uv_timer_t.
+ */
+#ifndef FDN_ENGINE_H
+#define FDN_ENGINE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "fdn/clock.h"
+#include "fdn/task.h"
+
+typedef struct fdn_engine_s fdn_engine_t;
+typedef void (*fdn_engine_close_cb)(void *arg);
+
+typedef struct fdn_engine_options_s {
+  uv_loop_t *loop;        /* borrowed; NULL: the engine creates and owns one */
+  fdn_clock_kind_t clock; /* FDN_CLOCK_REAL by default */
+  int autojump;           /* virtual clock: jump to the next deadline when
+                             nothing is ready (default 1) */
+  unsigned tick_budget;   /* tasks resumed per loop turn beyond those ready at
+                             its start, before I/O is polled again */
+} fdn_engine_options_t;
+
+void fdn_engine_options_init(fdn_engine_options_t *opts);
+
+/* Creates an engine. `opts` may be NULL for the defaults. The caller frees
+ * it with fdn_engine_close().
+ */
+int fdn_engine_new(fdn_engine_t **out, const fdn_engine_options_t *opts);
+
+/* Closes the engine. Fails with FDN_EBUSY while tasks are live (cancel and
+ * run them, or abandon them, first) and FDN_ESTATE when called from inside
+ * the engine's own loop turn on a loop it owns. An engine that owns its
+ * loop is freed before this returns; on a borrowed loop the memory is
+ * released from the host's next loop turn, then `cb` (may be NULL) runs.
+ */
+int fdn_engine_close(fdn_engine_t *engine, fdn_engine_close_cb cb, void *arg);
+
+uv_loop_t *fdn_engine_loop(const fdn_engine_t *engine);
+fdn_clock_kind_t fdn_engine_clock(const fdn_engine_t *engine);
+
+/* Engine time in nanoseconds: monotonic, or virtual (starting at 0). */
+uint64_t fdn_engine_now(const fdn_engine_t *engine);
+
+/* Runs the loop (uv_run) with the given mode. */
+int fdn_engine_run(fdn_engine_t *engine, uv_run_mode mode);
+
+/* Runs ready tasks now, outside the loop, until none is ready (at most one
+ * tick budget's worth per pass). Returns how many runs happened.
+ */
+size_t fdn_engine_run_ready(fdn_engine_t *engine);
+
+/* Virtual clock: moves time forward by `delta_ns`, firing timers in
+ * deadline order and running the tasks they wake before moving on, so a
+ * task that sleeps again inside the window fires too.
+ */
+int fdn_engine_advance(fdn_engine_t *engine, uint64_t delta_ns);
+
+/* Virtual clock: whether time jumps to the next deadline when nothing is
+ * ready. With it off, only fdn_engine_advance() moves time.
+ */
+int fdn_engine_set_autojump(fdn_engine_t *engine, int on);
+
+/* The earliest armed deadline; returns 0 and sets *out, or FDN_EAGAIN when
+ * no timer is armed.
+ */
+int fdn_engine_next_deadline(const fdn_engine_t *engine, uint64_t *out);
+
+fdn_task_t *fdn_engine_current(const fdn_engine_t *engine);
+size_t fdn_engine_live_tasks(const fdn_engine_t *engine);
+size_t fdn_engine_ready_tasks(const fdn_engine_t *engine);
+size_t fdn_engine_armed_timers(const fdn_engine_t *engine);
+
+void fdn_engine_set_data(fdn_engine_t *engine, void *data);
+void *fdn_engine_get_data(const fdn_engine_t *engine);
+
+#endif

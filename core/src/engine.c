@@ -1,0 +1,369 @@
+#include "fdn/engine.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "fdn/error.h"
+#include "fdn/timer.h"
+#include "internal.h"
+
+static void on_idle(uv_idle_t *handle);
+static void on_timer(uv_timer_t *handle);
+
+void fdn_engine_options_init(fdn_engine_options_t *opts) {
+  memset(opts, 0, sizeof(*opts));
+  opts->clock = FDN_CLOCK_REAL;
+  opts->autojump = 1;
+  opts->tick_budget = FDN__TICK_BUDGET;
+}
+
+int fdn_engine_new(fdn_engine_t **out, const fdn_engine_options_t *opts) {
+  fdn_engine_options_t defaults;
+  fdn_engine_t *engine;
+  if (out == NULL)
+    return FDN_EINVAL;
+  *out = NULL;
+  if (opts == NULL) {
+    fdn_engine_options_init(&defaults);
+    opts = &defaults;
+  }
+  if (opts->clock != FDN_CLOCK_REAL && opts->clock != FDN_CLOCK_VIRTUAL)
+    return FDN_EINVAL;
+  engine = calloc(1, sizeof(*engine));
+  if (engine == NULL)
+    return FDN_ENOMEM;
+  if (opts->loop != NULL) {
+    engine->loop = opts->loop;
+  } else {
+    if (uv_loop_init(&engine->own_loop) != 0) {
+      free(engine);
+      return FDN_EUV;
+    }
+    engine->loop = &engine->own_loop;
+    engine->owns_loop = 1;
+  }
+  uv_idle_init(engine->loop, &engine->idle);
+  uv_timer_init(engine->loop, &engine->timer);
+  engine->idle.data = engine;
+  engine->timer.data = engine;
+  engine->open_handles = 2;
+  fdn_clock_init(&engine->clock, opts->clock);
+  fdn_heap_init(&engine->timers);
+  engine->next_id = 1;
+  engine->autojump = opts->autojump != 0;
+  engine->tick_budget = opts->tick_budget;
+  *out = engine;
+  return 0;
+}
+
+static int jumps_virtually(const fdn_engine_t *engine) {
+  return engine->clock.kind == FDN_CLOCK_VIRTUAL && engine->autojump &&
+         fdn_heap_len(&engine->timers) > 0;
+}
+
+/* The idle handle keeps the loop polling without blocking; it is active
+ * exactly while a task is ready or virtual time has somewhere to jump.
+ */
+static void update_idle(fdn_engine_t *engine) {
+  int wanted = engine->ready_len > 0 || jumps_virtually(engine);
+  if (engine->closing)
+    wanted = 0;
+  if (wanted && !engine->idle_active) {
+    uv_idle_start(&engine->idle, on_idle);
+    engine->idle_active = 1;
+  } else if (!wanted && engine->idle_active) {
+    uv_idle_stop(&engine->idle);
+    engine->idle_active = 0;
+  }
+}
+
+/* Keeps the single uv timer armed for the earliest deadline. An early wake
+ * is harmless (nothing is due, it re-arms), so the timer is only moved when
+ * the new deadline comes sooner than the armed one.
+ */
+static void rearm(fdn_engine_t *engine) {
+  fdn_heap_node_t *top;
+  uint64_t due_ms, now_ms;
+  if (engine->clock.kind == FDN_CLOCK_VIRTUAL || engine->closing) {
+    update_idle(engine);
+    return;
+  }
+  top = fdn_heap_peek(&engine->timers);
+  if (top == NULL) {
+    if (engine->timer_armed) {
+      uv_timer_stop(&engine->timer);
+      engine->timer_armed = 0;
+    }
+    return;
+  }
+  if (engine->timer_armed && engine->armed_key <= top->key)
+    return;
+  /* uv timers count whole milliseconds of the loop's clock; round up so a
+   * timer never fires before its deadline.
+   */
+  due_ms = top->key / 1000000u + (top->key % 1000000u != 0);
+  now_ms = uv_now(engine->loop);
+  uv_timer_start(&engine->timer, on_timer, due_ms > now_ms ? due_ms - now_ms : 0,
+                 0);
+  engine->timer_armed = 1;
+  engine->armed_key = top->key;
+}
+
+int fdn__engine_arm(fdn_engine_t *engine, fdn_heap_node_t *node,
+                    uint64_t deadline) {
+  int rc = fdn_heap_push(&engine->timers, node, deadline);
+  if (rc != 0)
+    return rc;
+  if (engine->clock.kind == FDN_CLOCK_VIRTUAL)
+    update_idle(engine);
+  else if (fdn_heap_peek(&engine->timers) == node)
+    rearm(engine);
+  return 0;
+}
+
+void fdn__engine_disarm(fdn_engine_t *engine, fdn_heap_node_t *node) {
+  if (!fdn_heap_node_active(node))
+    return;
+  fdn_heap_remove(&engine->timers, node);
+  if (fdn_heap_len(&engine->timers) == 0)
+    rearm(engine);
+}
+
+void fdn__engine_ready_push(fdn_engine_t *engine, fdn_task_t *task) {
+  task->next = NULL;
+  task->prev = engine->ready_tail;
+  if (engine->ready_tail != NULL)
+    engine->ready_tail->next = task;
+  else
+    engine->ready_head = task;
+  engine->ready_tail = task;
+  engine->ready_len++;
+  if (!engine->idle_active)
+    update_idle(engine);
+}
+
+void fdn__engine_ready_remove(fdn_engine_t *engine, fdn_task_t *task) {
+  if (task->prev != NULL)
+    task->prev->next = task->next;
+  else
+    engine->ready_head = task->next;
+  if (task->next != NULL)
+    task->next->prev = task->prev;
+  else
+    engine->ready_tail = task->prev;
+  task->next = NULL;
+  task->prev = NULL;
+  engine->ready_len--;
+}
+
+void fdn__engine_fire_due(fdn_engine_t *engine, uint64_t now) {
+  /* Timers armed by the callbacks below wait for the next pass, so a timer
+   * that re-arms itself with no delay cannot spin here forever.
+   */
+  uint64_t seq_limit = engine->timers.next_seq;
+  fdn_heap_node_t *node;
+  while ((node = fdn_heap_peek(&engine->timers)) != NULL && node->key <= now &&
+         node->seq < seq_limit) {
+    fdn_heap_remove(&engine->timers, node);
+    switch (node->tag) {
+    case FDN__TAG_TIMER: {
+      fdn_timer_t *timer = fdn__container_of(node, fdn_timer_t, node);
+      timer->cb(timer);
+      break;
+    }
+    case FDN__TAG_TASK:
+      fdn__task_timer_fired(fdn__container_of(node, fdn_task_t, timer));
+      break;
+    case FDN__TAG_SCOPE:
+      fdn__scope_deadline_fired(fdn__container_of(node, fdn_scope_t, deadline));
+      break;
+    default:
+      break;
+    }
+  }
+}
+
+/* One scheduling pass: resumes the tasks ready when it starts plus up to a
+ * budget of tasks that became ready during it, then returns to the loop so
+ * I/O and timers are not starved by tasks that keep yielding.
+ */
+static size_t tick(fdn_engine_t *engine) {
+  size_t budget = engine->ready_len + engine->tick_budget;
+  size_t runs = 0;
+  fdn_task_t *outer = engine->current;
+  fdn_task_t *task;
+  engine->in_tick++;
+  while (runs < budget && (task = engine->ready_head) != NULL) {
+    int status = task->wake_status;
+    fdn__engine_ready_remove(engine, task);
+    task->wake_status = 0;
+    task->state = FDN_TASK_RUNNING;
+    engine->current = task;
+    task->run(task, status);
+    /* A finished task clears `current`, and may already be freed. */
+    if (engine->current == task && task->state == FDN_TASK_RUNNING) {
+      task->state = FDN_TASK_READY;
+      fdn__engine_ready_push(engine, task);
+    }
+    runs++;
+  }
+  engine->current = outer;
+  engine->in_tick--;
+  return runs;
+}
+
+static void jump_to_next_deadline(fdn_engine_t *engine) {
+  fdn_heap_node_t *top = fdn_heap_peek(&engine->timers);
+  if (top == NULL)
+    return;
+  if (top->key > engine->clock.virtual_now)
+    fdn_clock_set(&engine->clock, top->key);
+  fdn__engine_fire_due(engine, engine->clock.virtual_now);
+}
+
+static void on_idle(uv_idle_t *handle) {
+  fdn_engine_t *engine = handle->data;
+  tick(engine);
+  if (engine->ready_len == 0 && jumps_virtually(engine))
+    jump_to_next_deadline(engine);
+  update_idle(engine);
+}
+
+static void on_timer(uv_timer_t *handle) {
+  fdn_engine_t *engine = handle->data;
+  engine->timer_armed = 0;
+  fdn__engine_fire_due(engine, uv_hrtime());
+  rearm(engine);
+}
+
+size_t fdn_engine_run_ready(fdn_engine_t *engine) {
+  size_t runs = 0;
+  while (engine->ready_len > 0)
+    runs += tick(engine);
+  update_idle(engine);
+  return runs;
+}
+
+int fdn_engine_advance(fdn_engine_t *engine, uint64_t delta_ns) {
+  uint64_t now, target;
+  fdn_heap_node_t *top;
+  if (engine->clock.kind != FDN_CLOCK_VIRTUAL)
+    return FDN_ESTATE;
+  now = engine->clock.virtual_now;
+  target = delta_ns > FDN_FOREVER - now ? FDN_FOREVER : now + delta_ns;
+  fdn_engine_run_ready(engine);
+  while ((top = fdn_heap_peek(&engine->timers)) != NULL && top->key <= target) {
+    if (top->key > engine->clock.virtual_now)
+      fdn_clock_set(&engine->clock, top->key);
+    fdn__engine_fire_due(engine, engine->clock.virtual_now);
+    fdn_engine_run_ready(engine);
+  }
+  fdn_clock_set(&engine->clock, target);
+  update_idle(engine);
+  return 0;
+}
+
+int fdn_engine_set_autojump(fdn_engine_t *engine, int on) {
+  if (engine->clock.kind != FDN_CLOCK_VIRTUAL)
+    return FDN_ESTATE;
+  engine->autojump = on != 0;
+  update_idle(engine);
+  return 0;
+}
+
+int fdn_engine_next_deadline(const fdn_engine_t *engine, uint64_t *out) {
+  fdn_heap_node_t *top = fdn_heap_peek(&engine->timers);
+  if (top == NULL)
+    return FDN_EAGAIN;
+  *out = top->key;
+  return 0;
+}
+
+int fdn_engine_run(fdn_engine_t *engine, uv_run_mode mode) {
+  if (engine->closing)
+    return FDN_ECLOSED;
+  return uv_run(engine->loop, mode);
+}
+
+static void finish_close(fdn_engine_t *engine) {
+  fdn_engine_close_cb cb = engine->close_cb;
+  void *arg = engine->close_arg;
+  free(engine);
+  if (cb != NULL)
+    cb(arg);
+}
+
+static void on_handle_closed(uv_handle_t *handle) {
+  fdn_engine_t *engine = handle->data;
+  if (--engine->open_handles == 0 && !engine->owns_loop)
+    finish_close(engine);
+}
+
+static void close_stray_handle(uv_handle_t *handle, void *arg) {
+  (void)arg;
+  if (!uv_is_closing(handle))
+    uv_close(handle, NULL);
+}
+
+int fdn_engine_close(fdn_engine_t *engine, fdn_engine_close_cb cb, void *arg) {
+  if (engine == NULL)
+    return FDN_EINVAL;
+  if (engine->closing || engine->in_tick)
+    return FDN_ESTATE;
+  if (engine->live > 0)
+    return FDN_EBUSY;
+  engine->closing = 1;
+  engine->close_cb = cb;
+  engine->close_arg = arg;
+  fdn_heap_free(&engine->timers);
+  uv_idle_stop(&engine->idle);
+  uv_timer_stop(&engine->timer);
+  uv_close((uv_handle_t *)&engine->idle, on_handle_closed);
+  uv_close((uv_handle_t *)&engine->timer, on_handle_closed);
+  if (engine->owns_loop) {
+    while (engine->open_handles > 0)
+      uv_run(engine->loop, UV_RUN_NOWAIT);
+    /* Handles a host or binding left open on our loop would make
+     * uv_loop_close fail and leak the loop; close them rather than leak.
+     */
+    if (uv_loop_close(engine->loop) == UV_EBUSY) {
+      uv_walk(engine->loop, close_stray_handle, NULL);
+      uv_run(engine->loop, UV_RUN_NOWAIT);
+      uv_loop_close(engine->loop);
+    }
+    finish_close(engine);
+  }
+  return 0;
+}
+
+uv_loop_t *fdn_engine_loop(const fdn_engine_t *engine) { return engine->loop; }
+
+fdn_clock_kind_t fdn_engine_clock(const fdn_engine_t *engine) {
+  return engine->clock.kind;
+}
+
+uint64_t fdn_engine_now(const fdn_engine_t *engine) {
+  return fdn_clock_now(&engine->clock);
+}
+
+fdn_task_t *fdn_engine_current(const fdn_engine_t *engine) {
+  return engine->current;
+}
+
+size_t fdn_engine_live_tasks(const fdn_engine_t *engine) {
+  return engine->live;
+}
+
+size_t fdn_engine_ready_tasks(const fdn_engine_t *engine) {
+  return engine->ready_len;
+}
+
+size_t fdn_engine_armed_timers(const fdn_engine_t *engine) {
+  return fdn_heap_len(&engine->timers);
+}
+
+void fdn_engine_set_data(fdn_engine_t *engine, void *data) {
+  engine->data = data;
+}
+
+void *fdn_engine_get_data(const fdn_engine_t *engine) { return engine->data; }
