@@ -1,0 +1,324 @@
+/* The engine as Lua sees it. One engine at a time is bound to a Lua state;
+ * fdn.spawn, fdn.sleep and friends act on the bound engine.
+ */
+#include <string.h>
+
+#include "lfdn.h"
+
+/* How many times close() re-runs cancelled tasks before abandoning them. */
+#define LFDN_CLOSE_PASSES 8
+
+lfdn_engine_t *lfdn_engine_bound(lua_State *L, const char *fname) {
+  lfdn_state_t *st = lfdn_state(L);
+  if (st->engine == NULL || st->engine->closed)
+    lfdn_raise(L, "InvalidState",
+               "%s: no engine is running; call it inside fdn.run(fn) or a "
+               "fdn-lua script",
+               fname);
+  return st->engine;
+}
+
+static lfdn_engine_t *check_engine(lua_State *L, int idx) {
+  lfdn_engine_t *engine = luaL_checkudata(L, idx, LFDN_ENGINE_MT);
+  if (engine->closed)
+    lfdn_raise(L, "Closed", "the engine is closed");
+  return engine;
+}
+
+/* Calls fn(task) for every live task of the engine. */
+static int each_live_task(lfdn_engine_t *engine,
+                          void (*fn)(lfdn_task_t *task, void *arg),
+                          void *arg) {
+  lfdn_state_t *st = engine->st;
+  uint32_t slot;
+  int n = 0;
+  for (slot = 0; slot < st->next_slot; slot++) {
+    lfdn_task_t *task;
+    lfdn_state_push_anchor(st, slot, LFDN_ANCHOR_TASK);
+    task = lua_touserdata(st->S, -1);
+    lua_pop(st->S, 1);
+    if (task != NULL && task->core.engine == engine->core &&
+        !fdn_task_finished(&task->core)) {
+      fn(task, arg);
+      n++;
+    }
+  }
+  return n;
+}
+
+static void cancel_one(lfdn_task_t *task, void *arg) {
+  int daemons_only = *(int *)arg;
+  if (!daemons_only || (task->flags & LFDN_TASK_DAEMON))
+    fdn_task_cancel(&task->core);
+}
+
+int lfdn_engine_cancel_all(lfdn_engine_t *engine, int daemons_only) {
+  return each_live_task(engine, cancel_one, &daemons_only);
+}
+
+static void abandon_one(lfdn_task_t *task, void *arg) {
+  (void)arg;
+  lfdn_task_abandon(task);
+}
+
+void lfdn_engine_task_finished(lfdn_engine_t *engine, lfdn_task_t *task) {
+  size_t live;
+  if (task->flags & LFDN_TASK_ROOT) {
+    engine->root = NULL;
+    /* A failed or cancelled main task takes the tasks it left with it. */
+    if (fdn_task_state(&task->core) != FDN_TASK_DONE)
+      lfdn_engine_cancel_all(engine, 0);
+  }
+  live = fdn_engine_live_tasks(engine->core);
+  /* Daemons only live as long as some non-daemon task does. */
+  if (engine->root == NULL && engine->daemons > 0 && live == engine->daemons)
+    lfdn_engine_cancel_all(engine, 1);
+}
+
+static void describe_into(lfdn_task_t *task, void *arg) {
+  lua_State *L = arg;
+  lfdn_task_describe(L, task);
+  lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
+}
+
+/* Runs the loop until no task is left. Returns nil, or a list describing
+ * the tasks that were stuck (parked with nothing left to wake them) and had
+ * to be cancelled.
+ */
+int lfdn_engine_run_root(lua_State *L, lfdn_engine_t *engine) {
+  int stuck = 0;
+  for (;;) {
+    fdn_engine_run(engine->core, UV_RUN_DEFAULT);
+    if (fdn_engine_live_tasks(engine->core) == 0)
+      break;
+    if (!stuck) {
+      stuck = 1;
+      lua_newtable(L);
+      each_live_task(engine, describe_into, L);
+      lfdn_engine_cancel_all(engine, 0);
+      continue;
+    }
+    /* Still stuck after cancelling: the cleanups themselves wait forever. */
+    each_live_task(engine, abandon_one, NULL);
+    break;
+  }
+  return stuck;
+}
+
+static int l_engine_run(lua_State *L) {
+  lfdn_engine_t *engine = check_engine(L, 1);
+  if (!lua_isnoneornil(L, 2)) {
+    lfdn_task_t *root = lfdn_task_check(L, 2, "engine:run");
+    if (!fdn_task_finished(&root->core)) {
+      root->flags |= LFDN_TASK_ROOT;
+      engine->root = root;
+    }
+  }
+  if (fdn_engine_current(engine->core) != NULL)
+    return lfdn_raise(L, "InvalidState",
+                      "engine:run: the engine is already running");
+  lua_settop(L, 2);
+  return lfdn_engine_run_root(L, engine) ? 1 : 0;
+}
+
+static void report_unobserved(lua_State *L, lfdn_state_t *st) {
+  lua_State *S = st->S;
+  lua_pushnil(S);
+  while (lua_next(S, LFDN_S_UNOBSERVED) != 0) {
+    int key = (int)lua_tointeger(S, -2);
+    uint32_t slot = (uint32_t)key - 1u;
+    lua_createtable(L, 0, 4);
+    lua_pushnumber(L, lua_tonumber(S, -1));
+    lua_setfield(L, -2, "task_id");
+    lfdn_state_push_anchor(st, slot, LFDN_ANCHOR_CO);
+    lua_xmove(S, L, 1);
+    lua_setfield(L, -2, "error");
+    lfdn_state_push_anchor(st, slot, LFDN_ANCHOR_CTX);
+    lua_xmove(S, L, 1);
+    lua_setfield(L, -2, "traceback");
+    lua_pop(S, 1);
+    lfdn_report(st, L, "unjoined_task_failed");
+  }
+  lua_newtable(S);
+  lua_replace(S, LFDN_S_UNOBSERVED);
+}
+
+int lfdn_engine_close_lua(lua_State *L, lfdn_engine_t *engine) {
+  lfdn_state_t *st = engine->st;
+  int pass;
+  if (engine->closed)
+    return 0;
+  if (fdn_engine_current(engine->core) != NULL)
+    return lfdn_raise(L, "InvalidState",
+                      "engine:close: cannot close the engine from one of its "
+                      "own tasks");
+  /* Cancelled tasks get a few passes to run their cleanups; whatever is
+   * still live after that is abandoned, never leaked.
+   */
+  for (pass = 0; pass < LFDN_CLOSE_PASSES &&
+                 fdn_engine_live_tasks(engine->core) > 0;
+       pass++) {
+    lfdn_engine_cancel_all(engine, 0);
+    fdn_engine_run_ready(engine->core);
+  }
+  each_live_task(engine, abandon_one, NULL);
+  report_unobserved(L, st);
+  engine->closed = 1;
+  if (st->engine == engine)
+    st->engine = NULL;
+  fdn_engine_close(engine->core, NULL, NULL);
+  engine->core = NULL;
+  luaL_unref(L, LUA_REGISTRYINDEX, engine->ref);
+  engine->ref = LUA_NOREF;
+  return 0;
+}
+
+static int l_engine_close(lua_State *L) {
+  lfdn_engine_t *engine = luaL_checkudata(L, 1, LFDN_ENGINE_MT);
+  return lfdn_engine_close_lua(L, engine);
+}
+
+static int l_engine_gc(lua_State *L) {
+  lfdn_engine_t *engine = lua_touserdata(L, 1);
+  if (!engine->closed && !engine->st->closed)
+    lfdn_engine_close_lua(L, engine);
+  return 0;
+}
+
+static int l_engine_now(lua_State *L) {
+  lfdn_engine_t *engine = check_engine(L, 1);
+  lua_pushnumber(L, (lua_Number)fdn_engine_now(engine->core) / 1e9);
+  return 1;
+}
+
+static int l_engine_advance(lua_State *L) {
+  lfdn_engine_t *engine = check_engine(L, 1);
+  uint64_t ns;
+  if (lua_type(L, 2) != LUA_TNUMBER ||
+      fdn_seconds_to_ns(lua_tonumber(L, 2), &ns) != 0)
+    return lfdn_argerror(L, "engine:advance", "seconds",
+                         "a non-negative number", 2);
+  if (fdn_engine_clock(engine->core) != FDN_CLOCK_VIRTUAL)
+    return lfdn_raise(L, "InvalidState",
+                      "engine:advance: only a virtual clock can be advanced");
+  fdn_engine_advance(engine->core, ns);
+  return 0;
+}
+
+static int l_engine_set_autojump(lua_State *L) {
+  lfdn_engine_t *engine = check_engine(L, 1);
+  if (fdn_engine_set_autojump(engine->core, lua_toboolean(L, 2)) != 0)
+    return lfdn_raise(L, "InvalidState",
+                      "engine:set_autojump: only a virtual clock jumps");
+  return 0;
+}
+
+static int l_engine_tasks(lua_State *L) {
+  lfdn_engine_t *engine = check_engine(L, 1);
+  lua_newtable(L);
+  each_live_task(engine, describe_into, L);
+  return 1;
+}
+
+static int l_engine_stats(lua_State *L) {
+  lfdn_engine_t *engine = check_engine(L, 1);
+  lua_createtable(L, 0, 4);
+  lua_pushnumber(L, (lua_Number)fdn_engine_live_tasks(engine->core));
+  lua_setfield(L, -2, "live");
+  lua_pushnumber(L, (lua_Number)fdn_engine_ready_tasks(engine->core));
+  lua_setfield(L, -2, "ready");
+  lua_pushnumber(L, (lua_Number)fdn_engine_armed_timers(engine->core));
+  lua_setfield(L, -2, "timers");
+  lua_pushstring(L, fdn_engine_clock(engine->core) == FDN_CLOCK_VIRTUAL
+                        ? "virtual"
+                        : "real");
+  lua_setfield(L, -2, "clock");
+  return 1;
+}
+
+static int l_engine_cancel_all(lua_State *L) {
+  lfdn_engine_t *engine = check_engine(L, 1);
+  lua_pushinteger(L, lfdn_engine_cancel_all(engine, 0));
+  return 1;
+}
+
+/* Creates an engine, binds it to the Lua state and pushes its handle. */
+int lfdn_engine_new_lua(lua_State *L, fdn_engine_options_t *opts) {
+  lfdn_state_t *st = lfdn_state(L);
+  lfdn_engine_t *engine;
+  int rc;
+  if (st->engine != NULL)
+    return lfdn_raise(L, "InvalidState",
+                      "an engine is already running in this Lua state");
+  engine = lua_newuserdata(L, sizeof(*engine));
+  memset(engine, 0, sizeof(*engine));
+  engine->closed = 1;
+  luaL_getmetatable(L, LFDN_ENGINE_MT);
+  lua_setmetatable(L, -2);
+  rc = fdn_engine_new(&engine->core, opts);
+  if (rc != 0)
+    return lfdn_raise_code(L, "fdn.run", rc);
+  engine->closed = 0;
+  engine->st = st;
+  fdn_engine_set_data(engine->core, engine);
+  st->engine = engine;
+  /* Bound engines stay reachable even when only C holds them. */
+  lua_pushvalue(L, -1);
+  engine->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  return 1;
+}
+
+static int l_engine_new(lua_State *L) {
+  fdn_engine_options_t opts;
+  fdn_engine_options_init(&opts);
+  if (lua_istable(L, 1)) {
+    lua_getfield(L, 1, "clock");
+    if (!lua_isnil(L, -1)) {
+      const char *clock = lua_tostring(L, -1);
+      if (clock != NULL && strcmp(clock, "virtual") == 0)
+        opts.clock = FDN_CLOCK_VIRTUAL;
+      else if (clock == NULL || strcmp(clock, "real") != 0)
+        return lfdn_argerror(L, "fdn.run", "opts.clock",
+                             "\"real\" or \"virtual\"", lua_gettop(L));
+    }
+    lua_getfield(L, 1, "autojump");
+    if (lua_isboolean(L, -1))
+      opts.autojump = lua_toboolean(L, -1);
+    lua_settop(L, 1);
+  }
+  return lfdn_engine_new_lua(L, &opts);
+}
+
+static int l_engine_current(lua_State *L) {
+  lfdn_state_t *st = lfdn_state(L);
+  if (st->engine == NULL)
+    return 0;
+  lua_rawgeti(L, LUA_REGISTRYINDEX, st->engine->ref);
+  return 1;
+}
+
+void lfdn_open_engine(lua_State *L) {
+  static const luaL_Reg methods[] = {{"run", l_engine_run},
+                                     {"close", l_engine_close},
+                                     {"now", l_engine_now},
+                                     {"advance", l_engine_advance},
+                                     {"set_autojump", l_engine_set_autojump},
+                                     {"tasks", l_engine_tasks},
+                                     {"stats", l_engine_stats},
+                                     {"cancel_all", l_engine_cancel_all},
+                                     {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"engine_new", l_engine_new},
+                                   {"engine_running", l_engine_current},
+                                   {NULL, NULL}};
+  int state = lua_gettop(L);
+  luaL_newmetatable(L, LFDN_ENGINE_MT);
+  lua_newtable(L);
+  lua_pushvalue(L, state);
+  luaL_setfuncs(L, methods, 1);
+  lua_setfield(L, -2, "__index");
+  lua_pushvalue(L, state);
+  lua_pushcclosure(L, l_engine_gc, 1);
+  lua_setfield(L, -2, "__gc");
+  lua_settop(L, state);
+  lfdn_register(L, funcs);
+}

@@ -1,0 +1,99 @@
+/* luaopen_fdn_core: the C module under lua/fdn. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "lfdn.h"
+
+#define LFDN_STATE_KEY "fdn.state"
+
+void lfdn_register(lua_State *L, const luaL_Reg *funcs) {
+  int state = lua_gettop(L);
+  lua_pushvalue(L, state - 1);
+  lua_pushvalue(L, state);
+  luaL_setfuncs(L, funcs, 1);
+  lua_settop(L, state);
+}
+
+static int l_state_gc(lua_State *L) {
+  lfdn_state_t *st = lua_touserdata(L, 1);
+  if (st->closed)
+    return 0;
+  if (st->engine != NULL)
+    lfdn_engine_close_lua(L, st->engine);
+  st->closed = 1;
+  free(st->free_slots);
+  st->free_slots = NULL;
+  return 0;
+}
+
+/* set_hooks{make_error = f, is_cancelled = f, report = f} */
+static int l_set_hooks(lua_State *L) {
+  lfdn_state_t *st = lfdn_state(L);
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_pushnil(L);
+  while (lua_next(L, 1) != 0) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_xmove(L, st->S, 2);
+    lua_rawset(st->S, LFDN_S_HOOKS);
+  }
+  return 0;
+}
+
+static lfdn_state_t *new_state(lua_State *L) {
+  lfdn_state_t *st = lua_newuserdata(L, sizeof(*st));
+  lua_State *S;
+  int i;
+  memset(st, 0, sizeof(*st));
+  st->closed = 1;
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, l_state_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  S = lua_newthread(L);
+  st->S_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  st->S = S;
+  for (i = 1; i <= LFDN_S_TOP; i++)
+    lua_newtable(S);
+  /* Names follow the handle's life, not the other way round. */
+  lua_createtable(S, 0, 1);
+  lua_pushliteral(S, "k");
+  lua_setfield(S, -2, "__mode");
+  lua_setmetatable(S, LFDN_S_NAMES);
+  st->closed = 0;
+  return st;
+}
+
+int luaopen_fdn_core(lua_State *L) {
+  static const luaL_Reg funcs[] = {{"set_hooks", l_set_hooks}, {NULL, NULL}};
+  lfdn_state_t *st;
+  lua_newtable(L);
+  lua_getfield(L, LUA_REGISTRYINDEX, LFDN_STATE_KEY);
+  st = lua_touserdata(L, -1);
+  if (st == NULL) {
+    lua_pop(L, 1);
+    new_state(L);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, LUA_REGISTRYINDEX, LFDN_STATE_KEY);
+  }
+  lfdn_register(L, funcs);
+  lfdn_open_engine(L);
+  lfdn_open_task(L);
+  lfdn_open_time(L);
+  lfdn_open_scope(L);
+  lfdn_open_group(L);
+  lua_pop(L, 1);
+  lua_pushinteger(L, FDN_ECANCELED);
+  lua_setfield(L, -2, "ECANCELED");
+  lua_pushinteger(L, FDN_ETIMEDOUT);
+  lua_setfield(L, -2, "ETIMEDOUT");
+  lua_pushinteger(L, FDN_ECLOSED);
+  lua_setfield(L, -2, "ECLOSED");
+  lua_pushinteger(L, FDN_CANCEL_TASK);
+  lua_setfield(L, -2, "CANCEL_TASK");
+  lua_pushinteger(L, FDN_CANCEL_DEADLINE);
+  lua_setfield(L, -2, "CANCEL_DEADLINE");
+  lua_pushliteral(L, FDN_VERSION_STRING);
+  lua_setfield(L, -2, "version");
+  return 1;
+}

@@ -1,0 +1,150 @@
+/* Internal declarations shared by the fdn.core binding files.
+ *
+ * One lfdn_state_t lives per Lua state. It owns a scratch thread `S` whose
+ * stack holds, at fixed indices, the tables every binding file needs, so
+ * they are reached without registry lookups on hot paths.
+ */
+#ifndef FDN_LFDN_H
+#define FDN_LFDN_H
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <stdint.h>
+
+#include "fdn/fdn.h"
+
+/* Indices on the scratch thread's stack. */
+enum {
+  LFDN_S_ANCHORS = 1, /* slot groups of live and finished tasks */
+  LFDN_S_POOL = 2,    /* finished coroutines kept for reuse */
+  LFDN_S_HOOKS = 3,   /* Lua hooks: make_error, is_cancelled, report */
+  LFDN_S_NAMES = 4,   /* task userdata -> name (weak keys) */
+  LFDN_S_TASK_MT = 5, /* metatable of task userdata */
+  LFDN_S_UNOBSERVED = 6, /* slot+1 -> task id: failures nobody read yet */
+  LFDN_S_TOP = 6
+};
+
+/* Each task owns three consecutive anchor entries (a "slot group"). */
+enum {
+  LFDN_ANCHOR_TASK = 0,   /* the task userdata, while it is live */
+  LFDN_ANCHOR_CO = 1,     /* its coroutine while live; results after */
+  LFDN_ANCHOR_CTX = 2     /* its context while live; traceback after */
+};
+
+typedef struct lfdn_engine_s lfdn_engine_t;
+typedef struct lfdn_task_s lfdn_task_t;
+
+typedef struct lfdn_state_s {
+  lua_State *S;
+  int S_ref;
+  lfdn_engine_t *engine; /* the bound engine, or NULL */
+  uint32_t *free_slots;
+  uint32_t nfree;
+  uint32_t free_cap;
+  uint32_t next_slot; /* slot groups ever handed out */
+  int pool_len;
+  int closed;
+} lfdn_state_t;
+
+enum {
+  LFDN_TASK_STARTED = 1u,
+  LFDN_TASK_DAEMON = 4u,
+  LFDN_TASK_ROOT = 8u,
+  LFDN_TASK_PACKED = 16u /* several results, packed in a table */
+};
+
+struct lfdn_task_s {
+  fdn_task_t core;
+  lfdn_state_t *st;
+  lua_State *co;     /* the coroutine while live */
+  const char *where; /* the suspending call it is parked in, if any */
+  uint32_t slot;
+  uint32_t finish_seq;
+  uint16_t nresults;
+  uint8_t flags;
+};
+
+struct lfdn_engine_s {
+  fdn_engine_t *core;
+  lfdn_state_t *st;
+  lfdn_task_t *root;
+  size_t daemons;
+  uint32_t finish_seq;
+  int ref; /* registry reference while bound */
+  int closed;
+};
+
+#define LFDN_TASK_MT "fdn.task"
+#define LFDN_ENGINE_MT "fdn.engine"
+#define LFDN_SCOPE_MT "fdn.scope"
+#define LFDN_GROUP_MT "fdn.group"
+
+/* l_state.c */
+lfdn_state_t *lfdn_state(lua_State *L);
+void lfdn_state_push_anchor(lfdn_state_t *st, uint32_t slot, int which);
+void lfdn_state_set_anchor(lfdn_state_t *st, uint32_t slot, int which);
+int lfdn_state_alloc_slot(lfdn_state_t *st, uint32_t *slot);
+void lfdn_state_free_slot(lfdn_state_t *st, uint32_t slot);
+lua_State *lfdn_state_pool_pop(lfdn_state_t *st, lua_State *L);
+void lfdn_state_pool_push(lfdn_state_t *st, lua_State *co);
+int lfdn_state_get_hook(lfdn_state_t *st, lua_State *L, const char *name);
+
+/* Raises an fdn.errors value of class `cls` (an InvalidArgument, ...).
+ * Falls back to a plain string when fdn.errors is not loaded.
+ */
+int lfdn_raise(lua_State *L, const char *cls, const char *fmt, ...);
+int lfdn_argerror(lua_State *L, const char *fname, const char *param,
+                  const char *expected, int arg);
+int lfdn_raise_code(lua_State *L, const char *fname, int rc);
+/* Calls hooks.report(kind, info) where info is the table on top of L's
+ * stack (popped). Errors in the hook are written to stderr, never raised.
+ */
+void lfdn_report(lfdn_state_t *st, lua_State *L, const char *kind);
+
+/* l_engine.c */
+lfdn_engine_t *lfdn_engine_bound(lua_State *L, const char *fname);
+void lfdn_engine_task_finished(lfdn_engine_t *engine, lfdn_task_t *task);
+int lfdn_engine_cancel_all(lfdn_engine_t *engine, int daemons_only);
+int lfdn_engine_new_lua(lua_State *L, fdn_engine_options_t *opts);
+int lfdn_engine_run_root(lua_State *L, lfdn_engine_t *engine);
+int lfdn_engine_close_lua(lua_State *L, lfdn_engine_t *engine);
+
+/* l_task.c */
+lfdn_task_t *lfdn_task_check(lua_State *L, int idx, const char *fname);
+lfdn_task_t *lfdn_task_test(lua_State *L, int idx);
+lfdn_task_t *lfdn_task_current(lfdn_engine_t *engine);
+void lfdn_task_push(lua_State *L, lfdn_task_t *task);
+int lfdn_task_spawn(lua_State *L, lfdn_engine_t *engine, int first, int flags);
+void lfdn_task_abandon(lfdn_task_t *task);
+/* Pushes the task's outcome: results (join) or true/false + values (wait);
+ * join raises the task's error value. Marks the outcome observed.
+ */
+int lfdn_task_push_outcome(lua_State *L, lfdn_task_t *task, int raise);
+void lfdn_task_describe(lua_State *L, lfdn_task_t *task);
+int lfdn_task_is_lua(const fdn_task_t *task);
+
+/* Checks that the calling coroutine is a task that may suspend here and
+ * returns it; raises a clear error otherwise.
+ */
+lfdn_task_t *lfdn_suspendable(lua_State *L, const char *fname);
+/* Pushes the "st, cause" pair a suspending call returns when it cannot
+ * park (cancelled) and returns 2.
+ */
+int lfdn_push_park_failure(lua_State *L, lfdn_task_t *task, int rc,
+                           const char *fname);
+/* Parks bookkeeping then yields: `return lfdn_yield(L, task, "fdn.sleep")`. */
+int lfdn_yield(lua_State *L, lfdn_task_t *task, const char *where);
+
+/* Registers `funcs` into the module table with the state as upvalue;
+ * expects [module, state] on top of L and leaves them there.
+ */
+void lfdn_register(lua_State *L, const luaL_Reg *funcs);
+
+/* Module registration, one per file. */
+void lfdn_open_engine(lua_State *L);
+void lfdn_open_task(lua_State *L);
+void lfdn_open_time(lua_State *L);
+void lfdn_open_scope(lua_State *L);
+void lfdn_open_group(lua_State *L);
+
+#endif

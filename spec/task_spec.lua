@@ -1,0 +1,218 @@
+local fdn = require "fdn"
+local errors = fdn.errors
+
+describe("fdn.spawn and Task", function()
+  it("queues the task as ready and runs it at the next turn", function()
+    fdn.run(function()
+      local ran = false
+      local t = fdn.spawn(function() ran = true end)
+      assert.equal("ready", t:status())
+      assert.is_false(ran)
+      fdn.sleep(0)
+      assert.is_true(ran)
+      assert.equal("done", t:status())
+    end)
+  end)
+
+  it("passes arguments and returns every result through join", function()
+    fdn.run(function()
+      local t = fdn.spawn(function(a, b, c)
+        fdn.sleep(0)
+        return c, b, a
+      end, 1, nil, 3)
+      local x, y, z = t:join()
+      assert.equal(3, x)
+      assert.is_nil(y)
+      assert.equal(1, z)
+    end)
+  end)
+
+  it("gives each task a distinct id and a name", function()
+    fdn.run(function()
+      local a, b = fdn.spawn(function() end), fdn.spawn(function() end)
+      assert.is_number(a.id)
+      assert.are_not.equal(a.id, b.id)
+      assert.equal("task-" .. a.id, a.name)
+      local n = fdn.spawn_with({ name = "loader" }, function() end)
+      assert.equal("loader", n.name)
+    end)
+  end)
+
+  it("reports the states a task passes through", function()
+    fdn.run(function()
+      local seen
+      local t
+      t = fdn.spawn(function()
+        seen = t:status()
+        fdn.sleep(0.01)
+      end)
+      assert.equal("ready", t:status())
+      fdn.sleep(0)
+      assert.equal("running", seen)
+      assert.equal("waiting", t:status())
+      t:join()
+      assert.equal("done", t:status())
+      local f = fdn.spawn(function() error("boom") end)
+      f:wait()
+      assert.equal("failed", f:status())
+      local c = fdn.spawn(function() fdn.sleep(1) end)
+      fdn.sleep(0)
+      c:cancel()
+      c:wait()
+      assert.equal("cancelled", c:status())
+    end)
+  end)
+
+  it("join raises the failed task's original error value", function()
+    fdn.run(function()
+      local t = fdn.spawn(function()
+        fdn.sleep(0)
+        error("exact string", 0)
+      end)
+      local ok, err = pcall(t.join, t)
+      assert.is_false(ok)
+      assert.equal("exact string", err)
+      local e = errors.Error.new("table error")
+      local t2 = fdn.spawn(function() error(e) end)
+      ok, err = pcall(t2.join, t2)
+      assert.equal(e, err)
+    end)
+  end)
+
+  it("wait returns true and results, or false and the error, without raising", function()
+    fdn.run(function()
+      local ok, a, b = fdn.spawn(function() return "a", "b" end):wait()
+      assert.same({ true, "a", "b" }, { ok, a, b })
+      local ok2, err = fdn.spawn(function() error("bad", 0) end):wait()
+      assert.is_false(ok2)
+      assert.equal("bad", err)
+    end)
+  end)
+
+  it("lets many tasks join the same task", function()
+    fdn.run(function()
+      local target = fdn.spawn(function() fdn.sleep(0.01) return 5 end)
+      local joiners = {}
+      for i = 1, 10 do
+        joiners[i] = fdn.spawn(function() return target:join() * i end)
+      end
+      local results = fdn.gather(joiners)
+      for i = 1, 10 do assert.equal(5 * i, results[i]) end
+    end)
+  end)
+
+  it("joins a task that finished long ago, also after the engine closed", function()
+    local t
+    fdn.run(function()
+      t = fdn.spawn(function() return "kept" end)
+    end)
+    assert.equal("done", t:status())
+    assert.equal("kept", select(2, t:wait()))
+  end)
+
+  it("refuses a task joining itself", function()
+    fdn.run(function()
+      local ok, err = pcall(function() return fdn.current():join() end)
+      assert.is_false(ok)
+      assert.is_true(errors.is(err, errors.InvalidState))
+    end)
+  end)
+
+  it("returns the running task from fdn.current, and nil outside one", function()
+    assert.is_nil(fdn.current())
+    fdn.run(function()
+      local me = fdn.current()
+      local t = fdn.spawn(function() return fdn.current() end)
+      assert.equal(t, t:join())
+      assert.are_not.equal(me, t)
+    end)
+  end)
+
+  it("finishes tasks whose handles were dropped", function()
+    local done = 0
+    fdn.run(function()
+      for _ = 1, 200 do
+        fdn.spawn(function()
+          fdn.sleep(0.001)
+          collectgarbage()
+          done = done + 1
+        end)
+      end
+      collectgarbage()
+    end)
+    assert.equal(200, done)
+  end)
+
+  it("treats a bare coroutine.yield in a task like fdn.sleep(0)", function()
+    local order = {}
+    fdn.run(function()
+      local a = fdn.spawn(function()
+        order[#order + 1] = "a1"
+        coroutine.yield("ignored")
+        order[#order + 1] = "a2"
+      end)
+      local b = fdn.spawn(function() order[#order + 1] = "b" end)
+      fdn.gather(a, b)
+    end)
+    assert.same({ "a1", "b", "a2" }, order)
+  end)
+
+  it("spawns and joins 100k tasks", function()
+    local n = 100000
+    local sum = fdn.run(function()
+      local tasks = {}
+      for i = 1, n do
+        tasks[i] = fdn.spawn(function()
+          fdn.sleep(0)
+          return i
+        end)
+      end
+      local results = fdn.gather(tasks)
+      local s = 0
+      for i = 1, n do
+        assert(results[i] == i)
+        s = s + results[i]
+      end
+      return s
+    end)
+    assert.equal(n * (n + 1) / 2, sum)
+  end)
+
+  it("rejects a non-function with InvalidArgument", function()
+    fdn.run(function()
+      local ok, err = pcall(fdn.spawn, 12)
+      assert.is_true(errors.is(err, errors.InvalidArgument))
+      assert.matches("fdn.spawn", err.message)
+      assert.matches("'fn'", err.message)
+      ok, err = pcall(fdn.spawn_with, { name = 3 }, function() end)
+      assert.matches("opts.name", err.message)
+    end)
+  end)
+
+  it("refuses to spawn without a running engine", function()
+    local ok, err = pcall(fdn.spawn, function() end)
+    assert.is_false(ok)
+    assert.is_true(errors.is(err, errors.InvalidState))
+    assert.matches("no engine is running", err.message)
+  end)
+
+  it("reports a failed task nobody joined, exactly once", function()
+    local reports = {}
+    local saved = fdn.report
+    fdn.report = function(kind, info) reports[#reports + 1] = { kind, info } end
+    local ok = pcall(fdn.run, function()
+      fdn.spawn(function() error("lost?", 0) end)
+      local joined = fdn.spawn(function() error("seen", 0) end)
+      fdn.sleep(0.001)
+      joined:wait()
+    end)
+    collectgarbage()
+    collectgarbage()
+    fdn.report = saved
+    assert.is_true(ok)
+    assert.equal(1, #reports)
+    assert.equal("unjoined_task_failed", reports[1][1])
+    assert.equal("lost?", reports[1][2].error)
+    assert.matches("task_spec.lua", reports[1][2].traceback)
+  end)
+end)
