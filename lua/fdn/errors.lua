@@ -178,15 +178,18 @@ function M.define(name, parent)
     __tostring = error_tostring,
   }
   class.__index = class
+  -- Not tail calls: the traceback counts frames up to the caller.
   class.new = function(message, opts)
-    return new_instance(class, message, opts)
+    local err = new_instance(class, message, opts)
+    return err
   end
   class.class = class
   classes[class] = true
   return setmetatable(class, {
     __index = parent,
     __call = function(_, message, opts)
-      return new_instance(class, message, opts)
+      local err = new_instance(class, message, opts)
+      return err
     end,
     __tostring = function()
       return "fdn.errors." .. name
@@ -201,12 +204,14 @@ Error.__index = Error
 Error.__tostring = error_tostring
 Error.class = Error
 Error.new = function(message, opts)
-  return new_instance(Error, message, opts)
+  local err = new_instance(Error, message, opts)
+  return err
 end
 classes[Error] = true
 setmetatable(Error, {
   __call = function(_, message, opts)
-    return new_instance(Error, message, opts)
+    local err = new_instance(Error, message, opts)
+    return err
   end,
   __tostring = function()
     return "fdn.errors.Error"

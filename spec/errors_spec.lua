@@ -1,0 +1,85 @@
+local errors = require "fdn.errors"
+
+describe("fdn.errors", function()
+  it("derives every standard class from Error", function()
+    for _, name in ipairs { "Cancelled", "Timeout", "InvalidArgument", "InvalidState",
+      "Closed", "QueueFull", "RetryExhausted", "CircuitOpen", "Deadlock" } do
+      local cls = errors[name]
+      assert.is_table(cls, name)
+      local e = cls.new("m")
+      assert.is_true(errors.is(e, cls))
+      assert.is_true(errors.is(e, errors.Error))
+      assert.equal(cls, e.class)
+    end
+    assert.is_true(errors.is(errors.Deadlock.new("d"), errors.InvalidState))
+    assert.is_false(errors.is(errors.Timeout.new("t"), errors.Cancelled))
+  end)
+
+  it("carries message, code, context, cause and the traceback where it was made", function()
+    local cause = errors.Timeout.new("inner")
+    local e = errors.Error.new("outer", { code = "E42", context = { host = "db1" }, cause = cause })
+    assert.equal("outer", e.message)
+    assert.equal("E42", e.code)
+    assert.equal("db1", e.context.host)
+    assert.equal(cause, e.cause)
+    assert.matches("errors_spec.lua", e.traceback)
+    assert.equal("TIMEOUT", cause.code)
+  end)
+
+  it("renders one readable paragraph with the cause chain", function()
+    local e = errors.Error.new("outer", {
+      context = { attempt = 3 },
+      cause = errors.Timeout.new("inner", { cause = "root cause" }),
+    })
+    local text = tostring(e)
+    assert.matches("^Error: outer {attempt=3}", text)
+    assert.matches("caused by: Timeout: inner", text)
+    assert.matches("caused by: root cause", text)
+  end)
+
+  it("flattens to a table for logs", function()
+    local e = errors.QueueFull.new("full", { context = { size = 10 }, cause = "why" })
+    local t = e:to_table()
+    assert.equal("QueueFull", t.type)
+    assert.equal("full", t.message)
+    assert.equal("QUEUE_FULL", t.code)
+    assert.equal(10, t.size)
+    assert.equal("why", t.cause)
+  end)
+
+  it("treats any error value, strings included, as an Error, and only as that", function()
+    assert.is_true(errors.is("boom", errors.Error))
+    assert.is_true(errors.is({}, errors.Error))
+    assert.is_false(errors.is("boom", errors.Timeout))
+    assert.is_false(errors.is(nil, errors.Error))
+  end)
+
+  it("defines subclasses in one line, with a parent or options", function()
+    local HttpError = errors.define("HttpError", { parent = errors.Error })
+    local NotFound = errors.define("NotFound", HttpError)
+    local e = NotFound("missing", { context = { status = 404 } })
+    assert.is_true(errors.is(e, NotFound))
+    assert.is_true(errors.is(e, HttpError))
+    assert.is_true(errors.is(e, errors.Error))
+    assert.is_false(errors.is(HttpError.new("x"), NotFound))
+    assert.equal("NOT_FOUND", e.code)
+    assert.matches("^NotFound: missing", tostring(e))
+  end)
+
+  it("rejects bad arguments with InvalidArgument", function()
+    local ok, err = pcall(errors.define, 42)
+    assert.is_false(ok)
+    assert.is_true(errors.is(err, errors.InvalidArgument))
+    ok, err = pcall(errors.is, "x", "not a class")
+    assert.is_true(errors.is(err, errors.InvalidArgument))
+    ok, err = pcall(errors.Error.new, "m", 5)
+    assert.is_true(errors.is(err, errors.InvalidArgument))
+  end)
+
+  it("formats any value without raising, even one whose __tostring fails", function()
+    local evil = setmetatable({}, { __tostring = function() error("no") end })
+    assert.matches("unprintable", errors.format(evil))
+    local e = errors.Error.new("m", { context = { bad = evil } })
+    assert.is_string(tostring(e))
+  end)
+end)
