@@ -139,7 +139,8 @@ static void report_unobserved(lua_State *L, lfdn_state_t *st) {
     lua_pop(S, 1);
     lfdn_report(st, L, "unjoined_task_failed");
   }
-  lua_newtable(S);
+  lua_newtable(L);
+  lua_xmove(L, S, 1);
   lua_replace(S, LFDN_S_UNOBSERVED);
 }
 

@@ -28,14 +28,21 @@ static int l_state_gc(lua_State *L) {
 
 /* set_hooks{make_error = f, is_cancelled = f, report = f} */
 static int l_set_hooks(lua_State *L) {
+  static const struct {
+    const char *name;
+    int slot;
+  } hooks[] = {{"make_error", LFDN_HOOK_MAKE_ERROR},
+               {"is_cancelled", LFDN_HOOK_IS_CANCELLED},
+               {"report", LFDN_HOOK_REPORT}};
   lfdn_state_t *st = lfdn_state(L);
+  size_t i;
   luaL_checktype(L, 1, LUA_TTABLE);
-  lua_pushnil(L);
-  while (lua_next(L, 1) != 0) {
-    lua_pushvalue(L, -2);
-    lua_insert(L, -2);
-    lua_xmove(L, st->S, 2);
-    lua_rawset(st->S, LFDN_S_HOOKS);
+  for (i = 0; i < sizeof(hooks) / sizeof(hooks[0]); i++) {
+    lua_getfield(L, 1, hooks[i].name);
+    if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
+      return luaL_error(L, "set_hooks: %s must be a function", hooks[i].name);
+    lua_xmove(L, st->S, 1);
+    lua_rawseti(st->S, LFDN_S_HOOKS, hooks[i].slot);
   }
   return 0;
 }
@@ -53,13 +60,20 @@ static lfdn_state_t *new_state(lua_State *L) {
   S = lua_newthread(L);
   st->S_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   st->S = S;
-  for (i = 1; i <= LFDN_S_TOP; i++)
-    lua_newtable(S);
-  /* Names follow the handle's life, not the other way round. */
-  lua_createtable(S, 0, 1);
-  lua_pushliteral(S, "k");
-  lua_setfield(S, -2, "__mode");
-  lua_setmetatable(S, LFDN_S_NAMES);
+  st->W = lua_newthread(L);
+  st->W_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  /* Built on L and moved over: S itself never allocates (see lfdn.h). */
+  for (i = 1; i <= LFDN_S_TOP; i++) {
+    lua_newtable(L);
+    if (i == LFDN_S_NAMES) {
+      /* Names follow the handle's life, not the other way round. */
+      lua_createtable(L, 0, 1);
+      lua_pushliteral(L, "k");
+      lua_setfield(L, -2, "__mode");
+      lua_setmetatable(L, -2);
+    }
+    lua_xmove(L, S, 1);
+  }
   st->closed = 0;
   return st;
 }

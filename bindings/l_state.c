@@ -79,9 +79,9 @@ void lfdn_state_pool_push(lfdn_state_t *st, lua_State *co) {
   lua_rawseti(st->S, LFDN_S_POOL, ++st->pool_len);
 }
 
-/* Pushes hooks[name] onto L; returns 0 (and pushes nothing) if unset. */
-int lfdn_state_get_hook(lfdn_state_t *st, lua_State *L, const char *name) {
-  lua_getfield(st->S, LFDN_S_HOOKS, name);
+/* Pushes a hook onto L; returns 0 (and pushes nothing) if unset. */
+int lfdn_state_get_hook(lfdn_state_t *st, lua_State *L, int hook) {
+  lua_rawgeti(st->S, LFDN_S_HOOKS, hook);
   if (lua_isnil(st->S, -1)) {
     lua_pop(st->S, 1);
     return 0;
@@ -93,7 +93,8 @@ int lfdn_state_get_hook(lfdn_state_t *st, lua_State *L, const char *name) {
 static int raise_with_context(lua_State *L, const char *cls, int has_context) {
   /* Stack: [context] message */
   lfdn_state_t *st = lfdn_state(L);
-  if (st == NULL || st->closed || !lfdn_state_get_hook(st, L, "make_error")) {
+  if (st == NULL || st->closed ||
+      !lfdn_state_get_hook(st, L, LFDN_HOOK_MAKE_ERROR)) {
     if (has_context)
       lua_remove(L, -2);
     return lua_error(L);
@@ -176,7 +177,7 @@ int lfdn_raise_code(lua_State *L, const char *fname, int rc) {
 
 void lfdn_report(lfdn_state_t *st, lua_State *L, const char *kind) {
   int info = lua_gettop(L);
-  if (!st->closed && lfdn_state_get_hook(st, L, "report")) {
+  if (!st->closed && lfdn_state_get_hook(st, L, LFDN_HOOK_REPORT)) {
     lua_pushstring(L, kind);
     lua_pushvalue(L, info);
     if (lua_pcall(L, 2, 0, 0) == 0) {
@@ -190,4 +191,16 @@ void lfdn_report(lfdn_state_t *st, lua_State *L, const char *kind) {
   fprintf(stderr, "fdn: %s: %s\n", kind,
           lua_tostring(L, -1) ? lua_tostring(L, -1) : "(no message)");
   lua_settop(L, info - 1);
+}
+
+void lfdn_push_cancelled(lfdn_state_t *st, lua_State *L, const char *message) {
+  if (lfdn_state_get_hook(st, L, LFDN_HOOK_MAKE_ERROR)) {
+    lua_pushliteral(L, "Cancelled");
+    lua_pushstring(L, message);
+    lua_pushnil(L);
+    if (lua_pcall(L, 3, 1, 0) == 0)
+      return;
+    lua_pop(L, 1);
+  }
+  lua_pushstring(L, message);
 }

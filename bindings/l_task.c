@@ -106,7 +106,8 @@ int lfdn_task_spawn(lua_State *L, lfdn_engine_t *engine, int first,
 
 /* Moves the finished coroutine's results into the slot. */
 static void store_results(lfdn_task_t *task, lua_State *co) {
-  lua_State *S = task->st->S;
+  lfdn_state_t *st = task->st;
+  lua_State *S = st->S, *W = st->W;
   int n = lua_gettop(co), i, table;
   if (n <= 1) {
     if (n == 0)
@@ -114,11 +115,12 @@ static void store_results(lfdn_task_t *task, lua_State *co) {
     else
       lua_xmove(co, S, 1);
   } else {
-    lua_createtable(S, n, 0);
-    table = lua_gettop(S);
-    lua_xmove(co, S, n);
+    lua_createtable(W, n, 0);
+    table = lua_gettop(W);
+    lua_xmove(co, W, n);
     for (i = n; i >= 1; i--)
-      lua_rawseti(S, table, i);
+      lua_rawseti(W, table, i);
+    lua_xmove(W, S, 1);
     task->flags |= LFDN_TASK_PACKED;
   }
   task->nresults = (uint16_t)(n > 0xffff ? 0xffff : n);
@@ -126,15 +128,15 @@ static void store_results(lfdn_task_t *task, lua_State *co) {
 }
 
 static int is_cancelled_error(lfdn_state_t *st, lua_State *from) {
-  lua_State *S = st->S;
+  lua_State *W = st->W;
   int cancelled = 0;
-  if (!lfdn_state_get_hook(st, S, "is_cancelled"))
+  if (!lfdn_state_get_hook(st, W, LFDN_HOOK_IS_CANCELLED))
     return 0;
   lua_pushvalue(from, -1);
-  lua_xmove(from, S, 1);
-  if (lua_pcall(S, 1, 1, 0) == 0)
-    cancelled = lua_toboolean(S, -1);
-  lua_pop(S, 1);
+  lua_xmove(from, W, 1);
+  if (lua_pcall(W, 1, 1, 0) == 0)
+    cancelled = lua_toboolean(W, -1);
+  lua_pop(W, 1);
   return cancelled;
 }
 
@@ -177,7 +179,8 @@ static void finish_error(lfdn_task_t *task, lua_State *co) {
   lfdn_state_t *st = task->st;
   lua_State *S = st->S;
   int cancelled = is_cancelled_error(st, co);
-  luaL_traceback(S, co, NULL, 0);
+  luaL_traceback(st->W, co, NULL, 0);
+  lua_xmove(st->W, S, 1);
   lfdn_state_set_anchor(st, task->slot, LFDN_ANCHOR_CTX);
   lua_xmove(co, S, 1);
   lfdn_state_set_anchor(st, task->slot, LFDN_ANCHOR_CO);
@@ -191,18 +194,12 @@ static void finish_error(lfdn_task_t *task, lua_State *co) {
 static void finish_unstarted(lfdn_task_t *task) {
   lfdn_state_t *st = task->st;
   lua_State *S = st->S;
+  char message[64];
   lua_settop(task->co, 0);
-  if (lfdn_state_get_hook(st, S, "make_error")) {
-    lua_pushstring(S, "Cancelled");
-    lua_pushfstring(S, "task %d was cancelled before it started",
-                    (int)task->core.id);
-    lua_pushnil(S);
-    if (lua_pcall(S, 3, 1, 0) != 0) {
-      /* Keep the pcall's error message as the outcome. */
-    }
-  } else {
-    lua_pushliteral(S, "cancelled");
-  }
+  snprintf(message, sizeof(message), "task %llu was cancelled before it started",
+           (unsigned long long)task->core.id);
+  lfdn_push_cancelled(st, st->W, message);
+  lua_xmove(st->W, S, 1);
   lfdn_state_set_anchor(st, task->slot, LFDN_ANCHOR_CO);
   task->nresults = 1;
   lua_pushnil(S);
@@ -249,20 +246,15 @@ static void task_run(fdn_task_t *core, int status) {
 void lfdn_task_abandon(lfdn_task_t *task) {
   lfdn_state_t *st = task->st;
   lua_State *S = st->S;
+  char message[64];
   if (fdn_task_finished(&task->core) ||
       fdn_task_state(&task->core) == FDN_TASK_RUNNING)
     return;
-  if (lfdn_state_get_hook(st, S, "make_error")) {
-    lua_pushstring(S, "Cancelled");
-    lua_pushfstring(S, "task %d was abandoned when its engine closed",
-                    (int)task->core.id);
-    lua_pushnil(S);
-    if (lua_pcall(S, 3, 1, 0) != 0) {
-      /* The pcall's message stands in for the error. */
-    }
-  } else {
-    lua_pushliteral(S, "abandoned");
-  }
+  snprintf(message, sizeof(message),
+           "task %llu was abandoned when its engine closed",
+           (unsigned long long)task->core.id);
+  lfdn_push_cancelled(st, st->W, message);
+  lua_xmove(st->W, S, 1);
   lfdn_state_set_anchor(st, task->slot, LFDN_ANCHOR_CO);
   lua_pushnil(S);
   lfdn_state_set_anchor(st, task->slot, LFDN_ANCHOR_CTX);

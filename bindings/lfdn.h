@@ -3,6 +3,14 @@
  * One lfdn_state_t lives per Lua state. It owns a scratch thread `S` whose
  * stack holds, at fixed indices, the tables every binding file needs, so
  * they are reached without registry lookups on hot paths.
+ *
+ * The rule that keeps those indices valid: nothing that can run a GC step
+ * ever happens on S (no allocation of strings, tables, userdata or threads,
+ * no calls). A GC step runs finalizers on the thread that triggered it, and
+ * a finalizer running on S would shift every index. S only sees raw
+ * gets/sets, pushes of non-collectable values and xmoves; anything that
+ * allocates or calls Lua is done on the worker thread W, with relative
+ * indices.
  */
 #ifndef FDN_LFDN_H
 #define FDN_LFDN_H
@@ -34,9 +42,18 @@ enum {
 typedef struct lfdn_engine_s lfdn_engine_t;
 typedef struct lfdn_task_s lfdn_task_t;
 
+/* Slots of the hooks table (set by fdn/init.lua through set_hooks). */
+enum {
+  LFDN_HOOK_MAKE_ERROR = 1,   /* (class, message, context) -> error */
+  LFDN_HOOK_IS_CANCELLED = 2, /* (err) -> boolean */
+  LFDN_HOOK_REPORT = 3        /* (kind, info) */
+};
+
 typedef struct lfdn_state_s {
   lua_State *S;
+  lua_State *W;
   int S_ref;
+  int W_ref;
   lfdn_engine_t *engine; /* the bound engine, or NULL */
   uint32_t *free_slots;
   uint32_t nfree;
@@ -87,7 +104,11 @@ int lfdn_state_alloc_slot(lfdn_state_t *st, uint32_t *slot);
 void lfdn_state_free_slot(lfdn_state_t *st, uint32_t slot);
 lua_State *lfdn_state_pool_pop(lfdn_state_t *st, lua_State *L);
 void lfdn_state_pool_push(lfdn_state_t *st, lua_State *co);
-int lfdn_state_get_hook(lfdn_state_t *st, lua_State *L, const char *name);
+int lfdn_state_get_hook(lfdn_state_t *st, lua_State *L, int hook);
+/* Pushes an fdn.errors.Cancelled with `message` onto L (a string when
+ * fdn.errors is not loaded); never raises.
+ */
+void lfdn_push_cancelled(lfdn_state_t *st, lua_State *L, const char *message);
 
 /* Raises an fdn.errors value of class `cls` (an InvalidArgument, ...).
  * Falls back to a plain string when fdn.errors is not loaded.

@@ -36,7 +36,7 @@ echo "C core tests: $c_passed passed, $c_failed failed"
 if compgen -G "spec/*_spec.lua" >/dev/null; then
   export LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;$root/spec/?.lua;;"
   export LUA_CPATH="$root/$dir/lua/?.so;;"
-  export FDN_BUILD_DIR="$root/$dir"
+  export FDN_BUILD_DIR="$root/$dir" FDN_SOURCE_DIR="$root"
   preload=""
   if [ "${FDN_SANITIZE:-0}" = 1 ]; then
     preload="$(gcc -print-file-name=libasan.so)"

@@ -96,6 +96,25 @@ function M.report(kind, info)
   io_stderr:write(text, "\n")
 end
 
+--- Functions fdn-lua calls, in order, when it receives SIGINT or SIGTERM,
+-- before it cancels the main task: how managers flush and stop. Returns a
+-- function that removes the hook.
+M._shutdown_hooks = {}
+function M.on_shutdown(fn)
+  if not is_callable(fn) then
+    argerror("fdn.on_shutdown", "fn", "a function", fn)
+  end
+  local hooks = M._shutdown_hooks
+  hooks[#hooks + 1] = fn
+  return function()
+    for i = #hooks, 1, -1 do
+      if hooks[i] == fn then
+        table.remove(hooks, i)
+      end
+    end
+  end
+end
+
 -- Tasks -------------------------------------------------------------------
 
 local methods = core.task_methods

@@ -1,0 +1,188 @@
+--- The fdn-lua interpreter's driver: options, the main task, exit codes.
+local fdn = require "fdn"
+local core = require "fdn.core"
+local errors = fdn.errors
+
+local M = {}
+
+M.usage = [==[
+usage: fdn-lua [options] [script [args...]]
+Runs a Lua script as the main task of an fdn engine: it can fdn.sleep,
+spawn tasks, time out and cancel without any setup. The global `fdn` is
+the fdn module.
+
+Options:
+  -e code        run `code` (in the main task, before the script)
+  -l name        require library `name` (in the main task, before the script)
+  -v, --version  print the version and exit
+  -h, --help     print this help and exit
+  --             stop handling options
+  -              read the script from standard input
+
+Exit status: 0 when the script succeeds, 1 when it fails (the error and its
+traceback go to stderr), 130 after SIGINT and 143 after SIGTERM (the script
+is cancelled and its cleanups run; a second signal exits at once).]==]
+
+local function fail(message)
+  io.stderr:write("fdn-lua: ", message, "\n")
+  return 1
+end
+
+--- Parses argv (argv[0] is the program). Returns actions, the script
+-- index, or nil and an exit code.
+local function parse(argv)
+  local actions, i = {}, 1
+  while argv[i] ~= nil do
+    local a = argv[i]
+    if a == "--" then
+      i = i + 1
+      break
+    elseif a == "-" or a:sub(1, 1) ~= "-" then
+      break
+    elseif a == "-v" or a == "--version" then
+      actions[#actions + 1] = { kind = "version" }
+    elseif a == "-h" or a == "--help" then
+      actions[#actions + 1] = { kind = "help" }
+    elseif a == "-e" or a == "-l" then
+      local value = argv[i + 1]
+      if value == nil then
+        return nil, fail("'" .. a .. "' needs an argument\n" .. M.usage)
+      end
+      actions[#actions + 1] = { kind = a == "-e" and "exec" or "require", value = value }
+      i = i + 1
+    elseif a:sub(1, 2) == "-e" or a:sub(1, 2) == "-l" then
+      actions[#actions + 1] = {
+        kind = a:sub(1, 2) == "-e" and "exec" or "require", value = a:sub(3),
+      }
+    else
+      return nil, fail("unrecognized option '" .. a .. "'\n" .. M.usage)
+    end
+    i = i + 1
+  end
+  return actions, i
+end
+
+local function describe_failure(task, err)
+  local text = errors.format(err)
+  local tb = type(err) == "table" and errors.class_of(err) and err.traceback or nil
+  tb = tb or task:traceback()
+  if tb and tb ~= "" then
+    text = text .. "\n" .. tb:gsub("^\n", "")
+  end
+  return text
+end
+
+function M.main(argv, native)
+  local actions, script = parse(argv)
+  if actions == nil then
+    return script
+  end
+  local interactive_only = true
+  for _, action in ipairs(actions) do
+    if action.kind == "version" then
+      io.stdout:write("fdn-lua ", fdn.version, " (", jit and jit.version or _VERSION, ")\n")
+      return 0
+    elseif action.kind == "help" then
+      io.stdout:write(M.usage, "\n")
+      return 0
+    end
+    interactive_only = false
+  end
+
+  -- The arg table, as stock luajit builds it.
+  local arg = {}
+  local script_name = argv[script]
+  for k = 0, #argv do
+    arg[k - script] = argv[k]
+  end
+  if script_name == nil then
+    arg = {}
+    for k = 0, #argv do
+      arg[k - #argv - 1] = argv[k]
+    end
+  end
+  _G.arg = arg
+  _G.fdn = fdn
+
+  local chunks = {}
+  for _, action in ipairs(actions) do
+    if action.kind == "exec" then
+      local chunk, err = loadstring(action.value, "=(command line)")
+      if not chunk then
+        return fail(err)
+      end
+      chunks[#chunks + 1] = chunk
+    elseif action.kind == "require" then
+      local name = action.value
+      chunks[#chunks + 1] = function() require(name) end
+    end
+  end
+  local script_args = {}
+  if script_name ~= nil then
+    local chunk, err
+    if script_name == "-" then
+      chunk, err = loadstring(io.stdin:read("*a"), "=stdin")
+    else
+      chunk, err = loadfile(script_name)
+    end
+    if not chunk then
+      return fail(err)
+    end
+    for k = 1, #arg do
+      script_args[k] = arg[k]
+    end
+    script_args.n = #arg
+    chunks[#chunks + 1] = chunk
+  elseif interactive_only then
+    io.stderr:write(M.usage, "\n")
+    return 1
+  end
+
+  local engine = core.engine_new()
+  local unpack = unpack or table.unpack
+  local root = fdn.spawn_with({ name = "main" }, function()
+    for k = 1, #chunks - 1 do
+      chunks[k]()
+    end
+    return chunks[#chunks](unpack(script_args, 1, script_args.n or 0))
+  end)
+  local got_signal
+  native.watch_signals(engine, function(signame, signo)
+    got_signal = signo
+    for _, hook in ipairs(fdn._shutdown_hooks) do
+      local ok, err = pcall(hook, signame)
+      if not ok then
+        fdn.report("shutdown_hook_failed", { error = err })
+      end
+    end
+    root:cancel(signame)
+  end)
+  local ran, stuck = pcall(engine.run, engine, root)
+  local outcome = { core.task_outcome(root, false) }
+  native.unwatch_signals()
+  engine:close()
+  if not ran then
+    return fail(errors.format(stuck))
+  end
+  if got_signal then
+    return 128 + got_signal
+  end
+  if stuck then
+    for _, t in ipairs(stuck) do
+      if t.id == root.id then
+        return fail("deadlock: these tasks were waiting with nothing left to "
+          .. "wake them:\n" .. fdn._format_stuck(stuck))
+      end
+    end
+    fdn.report("deadlock", {
+      message = "tasks left waiting with nothing to wake them were cancelled:\n"
+        .. fdn._format_stuck(stuck),
+    })
+  end
+  if not outcome[1] then
+    return fail(describe_failure(root, outcome[2]))
+  end
+  return 0
+end
+
+return M
