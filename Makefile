@@ -1,5 +1,5 @@
 # Entry points; each sets up what is missing on a fresh Debian machine.
-.PHONY: run check check-asan build clean
+.PHONY: run check check-asan build clean lint
 
 run:
 	@scripts/run.sh
@@ -15,3 +15,9 @@ build:
 
 clean:
 	rm -rf build build-asan
+
+lint:
+	@scripts/setup.sh && luacheck -q lua spec examples bench && \
+	  clang-format --dry-run --Werror core/src/*.c core/include/fdn/*.h \
+	    bindings/*.c bindings/*.h bindings/include/fdn/*.h spec/core/*.c \
+	    spec/core/*.h examples/*.c && echo "lint: clean"

@@ -100,8 +100,8 @@ static int l_unwatch_signals(lua_State *L) {
 static int message_handler(lua_State *L) {
   const char *msg = lua_tostring(L, 1);
   if (msg == NULL)
-    msg = lua_pushfstring(L, "(error object is a %s value)",
-                          luaL_typename(L, 1));
+    msg =
+        lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
   luaL_traceback(L, L, msg, 1);
   return 1;
 }

@@ -40,8 +40,8 @@ static int message_handler(lua_State *L) {
   if (msg == NULL) {
     if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
       return 1;
-    msg = lua_pushfstring(L, "(error object is a %s value)",
-                          luaL_typename(L, 1));
+    msg =
+        lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
   }
   luaL_traceback(L, L, msg, 1);
   return 1;
@@ -124,12 +124,18 @@ int fdn_lua_new(fdn_lua_t **out, const fdn_lua_options_t *opts) {
   return 0;
 }
 
-lua_State *fdn_lua_state(fdn_lua_t *h) { return h->L; }
-uv_loop_t *fdn_lua_loop(fdn_lua_t *h) { return h->loop; }
+lua_State *fdn_lua_state(fdn_lua_t *h) {
+  return h->L;
+}
+uv_loop_t *fdn_lua_loop(fdn_lua_t *h) {
+  return h->loop;
+}
 fdn_engine_t *fdn_lua_engine(fdn_lua_t *h) {
   return h->engine->closed ? NULL : h->engine->core;
 }
-const char *fdn_lua_last_error(fdn_lua_t *h) { return h->last_error; }
+const char *fdn_lua_last_error(fdn_lua_t *h) {
+  return h->last_error;
+}
 
 int fdn_lua_dofile(fdn_lua_t *h, const char *path) {
   if (h->closing)

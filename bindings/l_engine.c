@@ -27,8 +27,7 @@ static lfdn_engine_t *check_engine(lua_State *L, int idx) {
 
 /* Calls fn(task) for every live task of the engine. */
 static int each_live_task(lfdn_engine_t *engine,
-                          void (*fn)(lfdn_task_t *task, void *arg),
-                          void *arg) {
+                          void (*fn)(lfdn_task_t *task, void *arg), void *arg) {
   lfdn_state_t *st = engine->st;
   uint32_t slot;
   int n = 0;
@@ -156,8 +155,8 @@ int lfdn_engine_close_lua(lua_State *L, lfdn_engine_t *engine) {
   /* Cancelled tasks get a few passes to run their cleanups; whatever is
    * still live after that is abandoned, never leaked.
    */
-  for (pass = 0; pass < LFDN_CLOSE_PASSES &&
-                 fdn_engine_live_tasks(engine->core) > 0;
+  for (pass = 0;
+       pass < LFDN_CLOSE_PASSES && fdn_engine_live_tasks(engine->core) > 0;
        pass++) {
     lfdn_engine_cancel_all(engine, 0);
     fdn_engine_run_ready(engine->core);

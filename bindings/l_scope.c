@@ -19,8 +19,8 @@ static int l_scope_enter(lua_State *L) {
   if (!lua_isnil(L, 1)) {
     if (lua_type(L, 1) != LUA_TNUMBER ||
         fdn_seconds_to_ns(lua_tonumber(L, 1), &ns) != 0)
-      return lfdn_argerror(L, "fdn.timeout", "seconds",
-                           "a non-negative number", 1);
+      return lfdn_argerror(L, "fdn.timeout", "seconds", "a non-negative number",
+                           1);
   }
   if (task == NULL || task->co != L)
     return 0;
@@ -32,8 +32,8 @@ static int l_scope_enter(lua_State *L) {
   memset(scope, 0, sizeof(*scope));
   luaL_getmetatable(L, LFDN_SCOPE_MT);
   lua_setmetatable(L, -2);
-  rc = fdn_scope_enter(&task->core, &scope->core, deadline,
-                       lua_toboolean(L, 2));
+  rc =
+      fdn_scope_enter(&task->core, &scope->core, deadline, lua_toboolean(L, 2));
   if (rc != 0)
     return lfdn_raise_code(L, "fdn.timeout", rc);
   return 1;

@@ -15,7 +15,9 @@ static void task_run(fdn_task_t *core, int status);
 
 #define TASK_OF(core) ((lfdn_task_t *)(core))
 
-int lfdn_task_is_lua(const fdn_task_t *task) { return task->run == task_run; }
+int lfdn_task_is_lua(const fdn_task_t *task) {
+  return task->run == task_run;
+}
 
 lfdn_task_t *lfdn_task_test(lua_State *L, int idx) {
   lfdn_task_t *task = lua_touserdata(L, idx);
@@ -53,8 +55,7 @@ void lfdn_task_push(lua_State *L, lfdn_task_t *task) {
 }
 
 /* Spawns L[first] with L[first+1..top] as arguments; pushes the task. */
-int lfdn_task_spawn(lua_State *L, lfdn_engine_t *engine, int first,
-                    int flags) {
+int lfdn_task_spawn(lua_State *L, lfdn_engine_t *engine, int first, int flags) {
   lfdn_state_t *st = engine->st;
   int top = lua_gettop(L), n = top - first + 1, i, rc;
   lfdn_task_t *task, *parent;
@@ -196,7 +197,8 @@ static void finish_unstarted(lfdn_task_t *task) {
   lua_State *S = st->S;
   char message[64];
   lua_settop(task->co, 0);
-  snprintf(message, sizeof(message), "task %llu was cancelled before it started",
+  snprintf(message, sizeof(message),
+           "task %llu was cancelled before it started",
            (unsigned long long)task->core.id);
   lfdn_push_cancelled(st, st->W, message);
   lua_xmove(st->W, S, 1);
@@ -479,7 +481,8 @@ static int l_cancel(lua_State *L) {
 static int l_status(lua_State *L) {
   lfdn_task_t *task = lfdn_task_check(L, 1, "task:status");
   fdn_task_state_t state = fdn_task_state(&task->core);
-  lua_pushstring(L, state == FDN_TASK_NEW ? "ready" : fdn_task_state_name(state));
+  lua_pushstring(L,
+                 state == FDN_TASK_NEW ? "ready" : fdn_task_state_name(state));
   return 1;
 }
 
@@ -567,12 +570,10 @@ void lfdn_open_task(lua_State *L) {
                                      {"describe", l_describe},
                                      {"traceback", l_traceback},
                                      {NULL, NULL}};
-  static const luaL_Reg funcs[] = {{"spawn", l_spawn},
-                                   {"spawn_with", l_spawn_with},
-                                   {"current", l_current},
-                                   {"join_wait", l_join_wait},
-                                   {"task_outcome", l_outcome},
-                                   {NULL, NULL}};
+  static const luaL_Reg funcs[] = {
+      {"spawn", l_spawn},          {"spawn_with", l_spawn_with},
+      {"current", l_current},      {"join_wait", l_join_wait},
+      {"task_outcome", l_outcome}, {NULL, NULL}};
   int state = lua_gettop(L), module = state - 1, mt, table;
   lfdn_state_t *st = lua_touserdata(L, state);
   lua_pushvalue(st->S, LFDN_S_TASK_MT);

@@ -8,11 +8,9 @@ static int l_sleep(lua_State *L) {
   int rc;
   if (lua_type(L, 1) != LUA_TNUMBER ||
       fdn_seconds_to_ns(lua_tonumber(L, 1), &ns) != 0)
-    return lfdn_argerror(L, "fdn.sleep", "seconds", "a non-negative number",
-                         1);
+    return lfdn_argerror(L, "fdn.sleep", "seconds", "a non-negative number", 1);
   task = lfdn_suspendable(L, "fdn.sleep");
-  rc = ns == 0 ? fdn_task_yield(&task->core)
-               : fdn_task_sleep(&task->core, ns);
+  rc = ns == 0 ? fdn_task_yield(&task->core) : fdn_task_sleep(&task->core, ns);
   if (rc != 0)
     return lfdn_push_park_failure(L, task, rc, "fdn.sleep");
   return lfdn_yield(L, task, "fdn.sleep");
@@ -44,8 +42,7 @@ static int l_park(lua_State *L) {
  */
 static int l_wake(lua_State *L) {
   lfdn_task_t *task = lfdn_task_check(L, 1, "fdn.wake");
-  if (fdn_task_state(&task->core) != FDN_TASK_WAITING ||
-      task->where == NULL) {
+  if (fdn_task_state(&task->core) != FDN_TASK_WAITING || task->where == NULL) {
     lua_pushboolean(L, 0);
     return 1;
   }

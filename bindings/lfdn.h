@@ -23,20 +23,20 @@
 
 /* Indices on the scratch thread's stack. */
 enum {
-  LFDN_S_ANCHORS = 1, /* slot groups of live and finished tasks */
-  LFDN_S_POOL = 2,    /* finished coroutines kept for reuse */
-  LFDN_S_HOOKS = 3,   /* Lua hooks: make_error, is_cancelled, report */
-  LFDN_S_NAMES = 4,   /* task userdata -> name (weak keys) */
-  LFDN_S_TASK_MT = 5, /* metatable of task userdata */
+  LFDN_S_ANCHORS = 1,    /* slot groups of live and finished tasks */
+  LFDN_S_POOL = 2,       /* finished coroutines kept for reuse */
+  LFDN_S_HOOKS = 3,      /* Lua hooks: make_error, is_cancelled, report */
+  LFDN_S_NAMES = 4,      /* task userdata -> name (weak keys) */
+  LFDN_S_TASK_MT = 5,    /* metatable of task userdata */
   LFDN_S_UNOBSERVED = 6, /* slot+1 -> task id: failures nobody read yet */
   LFDN_S_TOP = 6
 };
 
 /* Each task owns three consecutive anchor entries (a "slot group"). */
 enum {
-  LFDN_ANCHOR_TASK = 0,   /* the task userdata, while it is live */
-  LFDN_ANCHOR_CO = 1,     /* its coroutine while live; results after */
-  LFDN_ANCHOR_CTX = 2     /* its context while live; traceback after */
+  LFDN_ANCHOR_TASK = 0, /* the task userdata, while it is live */
+  LFDN_ANCHOR_CO = 1,   /* its coroutine while live; results after */
+  LFDN_ANCHOR_CTX = 2   /* its context while live; traceback after */
 };
 
 typedef struct lfdn_engine_s lfdn_engine_t;

@@ -42,8 +42,9 @@ static void on_done(fdn_lua_t *h, void *data, int ok, lua_State *L,
   (void)h;
   host->pending--;
   if (ok) {
-    printf("host: result %s (%d results, second %s)\n", lua_tostring(L, -nresults),
-           nresults, nresults > 1 ? lua_tostring(L, -nresults + 1) : "none");
+    printf("host: result %s (%d results, second %s)\n",
+           lua_tostring(L, -nresults), nresults,
+           nresults > 1 ? lua_tostring(L, -nresults + 1) : "none");
   } else {
     printf("host: error %s\n", lua_tostring(L, -1));
   }

@@ -94,7 +94,8 @@ describe("fdn-lua", function()
   end)
 
   it("on SIGTERM exits 143", function()
-    local code = h.sh(h.quote(h.fdn_lua_path) .. [[ -e "fdn.sleep(60)" & pid=$!; sleep 0.3; kill -TERM $pid; wait $pid]])
+    local code = h.sh(h.quote(h.fdn_lua_path)
+      .. [[ -e "fdn.sleep(60)" & pid=$!; sleep 0.3; kill -TERM $pid; wait $pid]])
     assert.equal(143, code)
   end)
 

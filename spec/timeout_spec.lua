@@ -17,7 +17,7 @@ describe("fdn.timeout", function()
     local inner_err, after
     local ok, err = pcall(fdn.run, function()
       fdn.timeout(5, function()
-        local okk, e = pcall(fdn.sleep, 3600)
+        local _, e = pcall(fdn.sleep, 3600)
         inner_err = e
         -- Cancellation is sticky: the body cannot wander on.
         after = select(2, pcall(fdn.sleep, 1))

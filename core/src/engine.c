@@ -103,8 +103,8 @@ static void rearm(fdn_engine_t *engine) {
    */
   due_ms = top->key / 1000000u + (top->key % 1000000u != 0);
   now_ms = uv_now(engine->loop);
-  uv_timer_start(&engine->timer, on_timer, due_ms > now_ms ? due_ms - now_ms : 0,
-                 0);
+  uv_timer_start(&engine->timer, on_timer,
+                 due_ms > now_ms ? due_ms - now_ms : 0, 0);
   engine->timer_armed = 1;
   engine->armed_key = top->key;
 }
@@ -336,7 +336,9 @@ int fdn_engine_close(fdn_engine_t *engine, fdn_engine_close_cb cb, void *arg) {
   return 0;
 }
 
-uv_loop_t *fdn_engine_loop(const fdn_engine_t *engine) { return engine->loop; }
+uv_loop_t *fdn_engine_loop(const fdn_engine_t *engine) {
+  return engine->loop;
+}
 
 fdn_clock_kind_t fdn_engine_clock(const fdn_engine_t *engine) {
   return engine->clock.kind;
@@ -366,4 +368,6 @@ void fdn_engine_set_data(fdn_engine_t *engine, void *data) {
   engine->data = data;
 }
 
-void *fdn_engine_get_data(const fdn_engine_t *engine) { return engine->data; }
+void *fdn_engine_get_data(const fdn_engine_t *engine) {
+  return engine->data;
+}

@@ -164,8 +164,7 @@ int fdn_task_wake(fdn_task_t *task, int status) {
 }
 
 void fdn__task_timer_fired(fdn_task_t *task) {
-  fdn_task_wake(task,
-                (task->flags & FDN__TASK_TIMED_WAIT) ? FDN_ETIMEDOUT : 0);
+  fdn_task_wake(task, (task->flags & FDN__TASK_TIMED_WAIT) ? FDN_ETIMEDOUT : 0);
 }
 
 int fdn_task_cancel(fdn_task_t *task) {
@@ -234,9 +233,8 @@ int fdn_task_abandon(fdn_task_t *task) {
 }
 
 const char *fdn_task_state_name(fdn_task_state_t state) {
-  static const char *const names[] = {"new",     "ready",  "running",
-                                      "waiting", "done",   "failed",
-                                      "cancelled"};
+  static const char *const names[] = {"new",  "ready",  "running",  "waiting",
+                                      "done", "failed", "cancelled"};
   if ((unsigned)state > FDN_TASK_CANCELLED)
     return "unknown";
   return names[state];

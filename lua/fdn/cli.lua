@@ -139,7 +139,7 @@ function M.main(argv, native)
   end
 
   local engine = core.engine_new()
-  local unpack = unpack or table.unpack
+  local unpack = unpack
   local root = fdn.spawn_with({ name = "main" }, function()
     for k = 1, #chunks - 1 do
       chunks[k]()

@@ -11,7 +11,7 @@ local M = {}
 
 local error, pcall, xpcall, select, type = error, pcall, xpcall, select, type
 local getmetatable, setmetatable, tostring = getmetatable, setmetatable, tostring
-local unpack = unpack or table.unpack
+local unpack = unpack
 local io_stderr = io.stderr
 
 local c_sleep, c_spawn, c_current = core.sleep, core.spawn, core.current
@@ -229,7 +229,7 @@ end
 --- Runs fn(...) with a deadline. At the deadline the call fn is waiting in
 -- raises Cancelled inside fn, and fdn.timeout raises Timeout.
 function M.timeout(seconds, fn, ...)
-  if type(seconds) ~= "number" or not (seconds >= 0) then
+  if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 then
     argerror("fdn.timeout", "seconds", "a non-negative number", seconds)
   end
   if not is_callable(fn) then

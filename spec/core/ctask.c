@@ -7,7 +7,9 @@
 long ctask_trace[4096];
 int ctask_trace_len;
 
-void ctask_trace_reset(void) { ctask_trace_len = 0; }
+void ctask_trace_reset(void) {
+  ctask_trace_len = 0;
+}
 
 static void ctask_run(fdn_task_t *task, int status) {
   ctask_t *ct = (ctask_t *)task;

@@ -6,7 +6,9 @@
 
 static fdn_timer_t *fired[8];
 static int nfired;
-static void record_timer(fdn_timer_t *timer) { fired[nfired++] = timer; }
+static void record_timer(fdn_timer_t *timer) {
+  fired[nfired++] = timer;
+}
 
 TEST_IMPL(timers_fire_in_deadline_order) {
   fdn_engine_t *engine = ctest_engine(FDN_CLOCK_REAL);

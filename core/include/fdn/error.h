@@ -7,16 +7,16 @@
 #ifndef FDN_ERROR_H
 #define FDN_ERROR_H
 
-#define FDN_ERRNO_MAP(XX)                                                     \
-  XX(EINVAL, -1, "invalid argument")                                          \
-  XX(ENOMEM, -2, "out of memory")                                             \
-  XX(ECANCELED, -3, "operation cancelled")                                    \
-  XX(ETIMEDOUT, -4, "timed out")                                              \
-  XX(ECLOSED, -5, "closed")                                                   \
-  XX(EBUSY, -6, "resource busy")                                              \
-  XX(ESTATE, -7, "operation not valid in the current state")                  \
-  XX(EAGAIN, -8, "operation would block")                                     \
-  XX(EFULL, -9, "queue full")                                                 \
+#define FDN_ERRNO_MAP(XX)                                                      \
+  XX(EINVAL, -1, "invalid argument")                                           \
+  XX(ENOMEM, -2, "out of memory")                                              \
+  XX(ECANCELED, -3, "operation cancelled")                                     \
+  XX(ETIMEDOUT, -4, "timed out")                                               \
+  XX(ECLOSED, -5, "closed")                                                    \
+  XX(EBUSY, -6, "resource busy")                                               \
+  XX(ESTATE, -7, "operation not valid in the current state")                   \
+  XX(EAGAIN, -8, "operation would block")                                      \
+  XX(EFULL, -9, "queue full")                                                  \
   XX(EUV, -10, "libuv call failed")
 
 typedef enum {

@@ -182,7 +182,9 @@ fdn_task_t *fdn_waitq_wake_one(fdn_waitq_t *q, int status);
 /* Wakes every waiter with `status`, in FIFO order; returns how many. */
 uint32_t fdn_waitq_wake_all(fdn_waitq_t *q, int status);
 
-static inline uint32_t fdn_waitq_len(const fdn_waitq_t *q) { return q->len; }
+static inline uint32_t fdn_waitq_len(const fdn_waitq_t *q) {
+  return q->len;
+}
 static inline fdn_task_t *fdn_waitq_first(const fdn_waitq_t *q) {
   return q->first;
 }
