@@ -19,5 +19,5 @@ clean:
 lint:
 	@scripts/setup.sh && luacheck -q lua spec examples bench && \
 	  clang-format --dry-run --Werror core/src/*.c core/include/fdn/*.h \
-	    bindings/*.c bindings/*.h bindings/include/fdn/*.h spec/core/*.c \
+	    bindings/*.c bindings/*.h bindings/include/fdn/*.h spec/core/*.c spec/embed/*.c \
 	    spec/core/*.h examples/*.c && echo "lint: clean"

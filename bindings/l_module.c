@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "lfdn.h"
+#include "lfdn_opens.h" /* generated: LFDN_OPEN_FUNCTIONS */
 
 #define LFDN_STATE_KEY "fdn.state"
 
@@ -91,11 +92,9 @@ int luaopen_fdn_core(lua_State *L) {
     lua_setfield(L, LUA_REGISTRYINDEX, LFDN_STATE_KEY);
   }
   lfdn_register(L, funcs);
-  lfdn_open_engine(L);
-  lfdn_open_task(L);
-  lfdn_open_time(L);
-  lfdn_open_scope(L);
-  lfdn_open_group(L);
+#define LFDN_OPEN(fn) fn(L);
+  LFDN_OPEN_FUNCTIONS(LFDN_OPEN)
+#undef LFDN_OPEN
   lua_pop(L, 1);
   lua_pushinteger(L, FDN_ECANCELED);
   lua_setfield(L, -2, "ECANCELED");

@@ -161,11 +161,13 @@ int lfdn_yield(lua_State *L, lfdn_task_t *task, const char *where);
  */
 void lfdn_register(lua_State *L, const luaL_Reg *funcs);
 
-/* Module registration, one per file. */
-void lfdn_open_engine(lua_State *L);
-void lfdn_open_task(lua_State *L);
-void lfdn_open_time(lua_State *L);
-void lfdn_open_scope(lua_State *L);
-void lfdn_open_group(lua_State *L);
+/* Each bindings/l_<name>.c defines `void lfdn_open_<name>(lua_State *L)`,
+ * called with [module, state] on top of L (see lfdn_register); CMake
+ * finds them, so a new binding file needs no registration anywhere.
+ */
+#define XX(fn) void fn(lua_State *L);
+#include "lfdn_opens.h"
+LFDN_OPEN_FUNCTIONS(XX)
+#undef XX
 
 #endif

@@ -409,4 +409,30 @@ function M.run(fn, opts)
   error(outcome[2], 0)
 end
 
+-- The rest of the library loads on first use: fdn.Semaphore is the module
+-- fdn.semaphore, fdn.TaskManager is fdn.task_manager, fdn.log is fdn.log.
+-- A job script pays only for what it touches.
+local function module_name(key)
+  local snake = key:gsub("(%l)(%u)", "%1_%2"):gsub("(%u)(%u%l)", "%1_%2")
+  return "fdn." .. snake:lower()
+end
+
+local searchpath, preload, loaded = package.searchpath, package.preload, package.loaded
+
+setmetatable(M, {
+  __index = function(t, key)
+    if type(key) ~= "string" or key:find("^_") then
+      return nil
+    end
+    local name = module_name(key)
+    if loaded[name] == nil and preload[name] == nil
+        and (searchpath == nil or searchpath(name, package.path) == nil) then
+      return nil
+    end
+    local value = require(name)
+    rawset(t, key, value)
+    return value
+  end,
+})
+
 return M
