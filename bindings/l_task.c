@@ -230,6 +230,7 @@ static void task_run(fdn_task_t *core, int status) {
     nargs = lua_gettop(co);
   }
   task->where = NULL;
+  task->flags &= (uint8_t)~LFDN_TASK_PARKED;
   rc = lua_resume(co, nargs);
   if (rc == LUA_YIELD) {
     /* A yield not made by an fdn call (a bare coroutine.yield) leaves the

@@ -25,27 +25,31 @@ static int l_now(lua_State *L) {
   return 1;
 }
 
-/* park(): waits until woken by cancellation only; used by primitives built
- * in Lua that wake tasks through wake(). Returns "st, cause" when woken by
- * a cancel, or the status given to wake().
+/* park(): parks the running task until wake() (or a cancellation) wakes
+ * it: the park/wake pair for primitives written in Lua. Returns "false,
+ * value" when woken by wake(), "st, cause" when cancelled.
  */
 static int l_park(lua_State *L) {
   lfdn_task_t *task = lfdn_suspendable(L, "fdn.park");
   int rc = fdn_task_park(&task->core, FDN_FOREVER);
   if (rc != 0)
     return lfdn_push_park_failure(L, task, rc, "fdn.park");
-  return lfdn_yield(L, task, luaL_optstring(L, 1, "fdn.park"));
+  task->flags |= LFDN_TASK_PARKED;
+  return lfdn_yield(L, task, "fdn.park");
 }
 
 /* wake(task[, value]): wakes a task parked by park(); its park() returns
- * false, value. Returns true when the task was parked.
+ * false, value. Returns true when the task was parked there, false
+ * otherwise: a task waiting in anything else is left alone.
  */
 static int l_wake(lua_State *L) {
   lfdn_task_t *task = lfdn_task_check(L, 1, "fdn.wake");
-  if (fdn_task_state(&task->core) != FDN_TASK_WAITING || task->where == NULL) {
+  if (fdn_task_state(&task->core) != FDN_TASK_WAITING ||
+      !(task->flags & LFDN_TASK_PARKED)) {
     lua_pushboolean(L, 0);
     return 1;
   }
+  task->flags &= (uint8_t)~LFDN_TASK_PARKED;
   lua_settop(L, 2);
   lua_pushboolean(task->co, 0);
   lua_xmove(L, task->co, 1);
