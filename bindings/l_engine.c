@@ -1,6 +1,7 @@
 /* The engine as Lua sees it. One engine at a time is bound to a Lua state;
  * fdn.spawn, fdn.sleep and friends act on the bound engine.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "lfdn.h"
@@ -233,6 +234,8 @@ static int l_engine_stats(lua_State *L) {
                         ? "virtual"
                         : "real");
   lua_setfield(L, -2, "clock");
+  lua_pushnumber(L, (lua_Number)fdn_engine_seed(engine->core));
+  lua_setfield(L, -2, "seed");
   return 1;
 }
 
@@ -284,8 +287,20 @@ static int l_engine_new(lua_State *L) {
     lua_getfield(L, 1, "autojump");
     if (lua_isboolean(L, -1))
       opts.autojump = lua_toboolean(L, -1);
+    lua_getfield(L, 1, "seed");
+    if (!lua_isnil(L, -1)) {
+      lua_Number seed = lua_tonumber(L, -1);
+      if (lua_type(L, -1) != LUA_TNUMBER || seed < 1 || seed != seed ||
+          seed > 9007199254740992.0)
+        return lfdn_argerror(L, "fdn.run", "opts.seed", "a positive integer",
+                             lua_gettop(L));
+      opts.seed = (uint64_t)seed;
+    }
     lua_settop(L, 1);
   }
+  /* FDN_SEED makes every engine of a run repeatable without code changes. */
+  if (opts.seed == 0 && getenv("FDN_SEED") != NULL)
+    opts.seed = strtoull(getenv("FDN_SEED"), NULL, 10);
   return lfdn_engine_new_lua(L, &opts);
 }
 

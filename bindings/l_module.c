@@ -75,6 +75,7 @@ static lfdn_state_t *new_state(lua_State *L) {
     }
     lua_xmove(L, S, 1);
   }
+  fdn_rng_seed(&st->rng, fdn_rng_entropy());
   st->closed = 0;
   return st;
 }

@@ -61,6 +61,7 @@ typedef struct lfdn_state_s {
   uint32_t next_slot; /* slot groups ever handed out */
   int pool_len;
   int closed;
+  fdn_rng_t rng; /* used outside any engine */
 } lfdn_state_t;
 
 enum {

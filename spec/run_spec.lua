@@ -147,3 +147,29 @@ describe("fdn.run with a virtual clock", function()
     assert.same({ "5@5", "10@10", "10@10", "20@20", "30@30" }, order)
   end)
 end)
+
+describe("seeded randomness", function()
+  it("repeats fdn.random draws for the same seed and differs across seeds", function()
+    local function draws(seed)
+      return fdn.run(function()
+        local t = {}
+        for i = 1, 5 do t[i] = fdn.random(1000) end
+        t[6] = fdn.random()
+        return t
+      end, { seed = seed })
+    end
+    assert.same(draws(7), draws(7))
+    assert.are_not.same(draws(7), draws(8))
+    local x = fdn.random(3)
+    assert.is_true(x >= 1 and x <= 3 and x % 1 == 0)
+  end)
+
+  it("rejects a bad seed or range", function()
+    local ok, err = pcall(fdn.run, function() end, { seed = -3 })
+    assert.is_false(ok)
+    assert.matches("opts.seed", err.message)
+    ok, err = pcall(fdn.random, 0)
+    assert.is_false(ok)
+    assert.matches("fdn.random", err.message)
+  end)
+end)

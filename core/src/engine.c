@@ -52,6 +52,8 @@ int fdn_engine_new(fdn_engine_t **out, const fdn_engine_options_t *opts) {
   engine->next_id = 1;
   engine->autojump = opts->autojump != 0;
   engine->tick_budget = opts->tick_budget;
+  engine->seed = opts->seed != 0 ? opts->seed : fdn_rng_entropy();
+  fdn_rng_seed(&engine->rng, engine->seed);
   *out = engine;
   return 0;
 }
@@ -362,6 +364,14 @@ size_t fdn_engine_ready_tasks(const fdn_engine_t *engine) {
 
 size_t fdn_engine_armed_timers(const fdn_engine_t *engine) {
   return fdn_heap_len(&engine->timers);
+}
+
+fdn_rng_t *fdn_engine_rng(fdn_engine_t *engine) {
+  return &engine->rng;
+}
+
+uint64_t fdn_engine_seed(const fdn_engine_t *engine) {
+  return engine->seed;
 }
 
 void fdn_engine_set_data(fdn_engine_t *engine, void *data) {

@@ -50,6 +50,8 @@ struct fdn_engine_s {
   fdn_engine_close_cb close_cb;
   void *close_arg;
   void *data;
+  fdn_rng_t rng;
+  uint64_t seed;
 };
 
 /* Puts a node on the engine's timer heap, keeping the uv timer in step. */

@@ -168,6 +168,11 @@ M.current = c_current
 --- Monotonic seconds, or virtual seconds under a virtual clock.
 M.now = core.now
 
+--- random() -> [0, 1); random(n) -> integer in [1, n]. Draws from the
+-- engine's RNG, which fdn.run(fn, {seed = n}) or FDN_SEED make repeatable;
+-- fdn's own randomness (jitter, ids) uses it too.
+M.random = core.random
+
 --- Suspends the running task for `seconds`; 0 just lets others run.
 function M.sleep(seconds)
   local st, cause = c_sleep(seconds)
@@ -367,6 +372,10 @@ function M.run(fn, opts)
     local clock = opts.clock
     if clock ~= nil and clock ~= "real" and clock ~= "virtual" then
       argerror("fdn.run", "opts.clock", '"real" or "virtual"', clock)
+    end
+    local seed = opts.seed
+    if seed ~= nil and (type(seed) ~= "number" or seed < 1 or seed % 1 ~= 0) then
+      argerror("fdn.run", "opts.seed", "a positive integer", seed)
     end
   end
   if core.engine_running() then

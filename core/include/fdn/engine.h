@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "fdn/clock.h"
+#include "fdn/rng.h"
 #include "fdn/task.h"
 
 typedef struct fdn_engine_s fdn_engine_t;
@@ -24,6 +25,7 @@ typedef struct fdn_engine_options_s {
                              nothing is ready (default 1) */
   unsigned tick_budget;   /* tasks resumed per loop turn beyond those ready at
                              its start, before I/O is polled again */
+  uint64_t seed;          /* seed of the engine's RNG; 0: from entropy */
 } fdn_engine_options_t;
 
 void fdn_engine_options_init(fdn_engine_options_t *opts);
@@ -75,6 +77,10 @@ fdn_task_t *fdn_engine_current(const fdn_engine_t *engine);
 size_t fdn_engine_live_tasks(const fdn_engine_t *engine);
 size_t fdn_engine_ready_tasks(const fdn_engine_t *engine);
 size_t fdn_engine_armed_timers(const fdn_engine_t *engine);
+
+/* The engine's RNG: seeded from the options, so runs given a seed repeat. */
+fdn_rng_t *fdn_engine_rng(fdn_engine_t *engine);
+uint64_t fdn_engine_seed(const fdn_engine_t *engine);
 
 void fdn_engine_set_data(fdn_engine_t *engine, void *data);
 void *fdn_engine_get_data(const fdn_engine_t *engine);

@@ -11,6 +11,7 @@
 #include "fdn/engine.h"
 #include "fdn/error.h"
 #include "fdn/heap.h"
+#include "fdn/rng.h"
 #include "fdn/task.h"
 #include "fdn/timer.h"
 
