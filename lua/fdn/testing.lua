@@ -21,8 +21,8 @@ local assertions = require "fdn.testing_assert"
 
 local M = {}
 
-local error, pairs, pcall, select, setmetatable, type, tostring =
-  error, pairs, pcall, select, setmetatable, type, tostring
+local error, pairs, pcall, select, setmetatable, getmetatable, type, tostring =
+  error, pairs, pcall, select, setmetatable, getmetatable, type, tostring
 local unpack, getfenv = unpack, getfenv
 local format, concat = string.format, table.concat
 local argerror, InvalidState = errors.argerror, errors.InvalidState
@@ -137,10 +137,13 @@ local function annotate(err, seed, strings)
   if seed == nil then
     return err
   end
+  local mt = getmetatable(err)
   if errors.class_of(err) then
     if type(err.context) == "table" then
       err.context.seed = seed
     end
+  elseif type(mt) == "table" and rawget(mt, "__type") == "pending" then
+    return err -- busted's pending(): not a failure
   elseif type(err) == "table" and type(rawget(err, "message")) == "string" then
     if not err.message:find("fdn.testing: seed", 1, true) then
       err.message = err.message .. "\n" .. seed_note(seed)

@@ -143,7 +143,8 @@ end
 M.is_mock = is_mock
 
 local function finish(self, ...)
-  self.returnvals[#self.returnvals + 1] = { vals = arglist(...), refs = arglist(...) }
+  local values = arglist(...)
+  self.returnvals[#self.returnvals + 1] = { vals = values, refs = values }
   return ...
 end
 
