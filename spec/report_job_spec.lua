@@ -80,3 +80,17 @@ T.describe("report_job", function()
     assert.equal(2, get:call_count())
   end)
 end)
+
+describe("report_job as a job script", function()
+  local h = require "helpers"
+
+  it("prints the day's summary, the same for the same seed", function()
+    local script = h.quote(h.root .. "/examples/report_job.lua")
+    local code, out = h.fdn_lua(script .. " 2024-05-01", "FDN_SEED=3 FDN_LOG_LEVEL=error")
+    assert.equal(0, code)
+    assert.matches("^2024%-05%-01: %d+ sales, total %d+%.%d%d\n$", out)
+    local code2, again = h.fdn_lua(script .. " 2024-05-01", "FDN_SEED=3 FDN_LOG_LEVEL=error")
+    assert.equal(0, code2)
+    assert.equal(out, again)
+  end)
+end)
