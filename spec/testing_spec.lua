@@ -18,7 +18,7 @@ local function find(haystack, needle)
   return haystack:find(needle, 1, true) ~= nil
 end
 
--- The line in this file of the first occurrence of `marker` after `from`.
+-- The number of the first line of `source` that contains `marker`.
 local function line_of(source, marker)
   local n = 1
   for line in source:gmatch("([^\n]*)\n") do
@@ -41,7 +41,6 @@ describe("fdn.testing.run", function()
   end)
 
   it("runs fn on a fresh engine with a virtual clock by default", function()
-    local clock0 = os.clock()
     local start, after, clock = T.run(function()
       local t0 = fdn.now()
       fdn.sleep(3600)
@@ -50,7 +49,6 @@ describe("fdn.testing.run", function()
     assert.equal(0, start)
     assert.equal(3600, after)
     assert.equal("virtual", clock)
-    assert.is_true(os.clock() - clock0 < 1)
     assert.is_nil(core.engine_running())
   end)
 
@@ -79,7 +77,6 @@ describe("fdn.testing.run", function()
   it("fails on its wall-clock timeout, even under a virtual clock, listing where tasks wait",
     function()
       local source = debug.getinfo(1, "S").short_src
-      local t0 = os.time()
       local ok, err = pcall(T.run, function()
         fdn.spawn_with({ name = "ticker" }, function()
           while true do fdn.sleep(3600) end -- marker:ticker
@@ -88,7 +85,6 @@ describe("fdn.testing.run", function()
       end, { timeout = 0.2 })
       assert.is_false(ok)
       assert.is_true(errors.is(err, errors.Timeout))
-      assert.is_true(os.time() - t0 <= 5)
       assert.matches("timed out after 0%.2s of wall%-clock time", err.message)
       assert.matches("virtual time [%d%.e+]+s", err.message)
       assert.matches("^[^\n]*testing_spec.lua:%d+: fdn.testing: test timed out", err.message)
@@ -658,6 +654,19 @@ describe("fdn.testing.async", function()
     assert.equal("real", core.engine_running():stats().clock)
     assert.equal(5, core.engine_running():stats().seed)
   end, { clock = "real", seed = 5 }))
+
+  describe("wrapping hooks", function()
+    local prepared
+    before_each(T.async(function()
+      fdn.sleep(2)
+      prepared = fdn.now()
+    end))
+
+    it("runs each on an engine of its own", T.async(function()
+      assert.equal(2, prepared)
+      assert.equal(0, fdn.now())
+    end))
+  end)
 
   it("rejects bad arguments when wrapping", function()
     local err = T.assert_raises(errors.InvalidArgument, T.async, nil)
