@@ -1,6 +1,7 @@
 /* The engine as Lua sees it. One engine at a time is bound to a Lua state;
  * fdn.spawn, fdn.sleep and friends act on the bound engine.
  */
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,7 +72,8 @@ void lfdn_engine_task_finished(lfdn_engine_t *engine, lfdn_task_t *task) {
   }
   live = fdn_engine_live_tasks(engine->core);
   /* Daemons only live as long as some non-daemon task does. */
-  if (engine->root == NULL && engine->daemons > 0 && live == engine->daemons)
+  if (engine->root == NULL && !engine->keep_daemons && engine->daemons > 0 &&
+      live == engine->daemons)
     lfdn_engine_cancel_all(engine, 1);
 }
 
@@ -81,15 +83,25 @@ static void describe_into(lfdn_task_t *task, void *arg) {
   lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
 }
 
-/* Runs the loop until no task is left. Returns nil, or a list describing
- * the tasks that were stuck (parked with nothing left to wake them) and had
- * to be cancelled.
+enum { RUN_DONE = 0, RUN_STUCK = 1, RUN_TIMED_OUT = 2 };
+
+/* Runs the loop until no task is left, or until `until` has finished when
+ * given. Returns RUN_DONE; RUN_STUCK with a list pushed describing the tasks
+ * that were stuck (parked with nothing left to wake them) and had to be
+ * cancelled; or RUN_TIMED_OUT when the watchdog stopped the loop, leaving
+ * every task as it was.
  */
-int lfdn_engine_run_root(lua_State *L, lfdn_engine_t *engine) {
+static int run_loop(lua_State *L, lfdn_engine_t *engine, lfdn_task_t *until) {
   int stuck = 0;
   for (;;) {
     fdn_engine_run(engine->core, UV_RUN_DEFAULT);
-    if (fdn_engine_live_tasks(engine->core) == 0)
+    if (engine->timed_out) {
+      if (stuck)
+        lua_pop(L, 1);
+      return RUN_TIMED_OUT;
+    }
+    if (until != NULL ? fdn_task_finished(&until->core)
+                      : fdn_engine_live_tasks(engine->core) == 0)
       break;
     if (!stuck) {
       stuck = 1;
@@ -102,11 +114,122 @@ int lfdn_engine_run_root(lua_State *L, lfdn_engine_t *engine) {
     each_live_task(engine, abandon_one, NULL);
     break;
   }
-  return stuck;
+  return stuck ? RUN_STUCK : RUN_DONE;
+}
+
+/* Runs the loop until no task is left. Returns nil, or a list describing
+ * the tasks that were stuck and had to be cancelled.
+ */
+int lfdn_engine_run_root(lua_State *L, lfdn_engine_t *engine) {
+  return run_loop(L, engine, NULL) == RUN_STUCK;
+}
+
+static void on_until_done(fdn_listener_t *listener, fdn_task_t *task) {
+  lfdn_engine_t *engine =
+      (lfdn_engine_t *)((char *)listener - offsetof(lfdn_engine_t, until));
+  (void)task;
+  fdn_engine_stop(engine->core);
+}
+
+static void on_watchdog(uv_timer_t *timer) {
+  lfdn_engine_t *engine = timer->data;
+  engine->timed_out = 1;
+  fdn_engine_stop(engine->core);
+}
+
+static void free_handle(uv_handle_t *handle) {
+  free(handle);
+}
+
+static void stop_watchdog(lfdn_engine_t *engine) {
+  if (engine->watchdog == NULL)
+    return;
+  uv_close((uv_handle_t *)engine->watchdog, free_handle);
+  engine->watchdog = NULL;
+}
+
+/* A plain uv timer, so it fires in wall-clock time whatever the engine's
+ * clock; unref'd, so it never keeps an otherwise finished loop alive.
+ */
+static int start_watchdog(lfdn_engine_t *engine, double seconds) {
+  uv_loop_t *loop = fdn_engine_loop(engine->core);
+  uv_timer_t *timer = malloc(sizeof(*timer));
+  double ms = seconds * 1000.0;
+  if (timer == NULL)
+    return FDN_ENOMEM;
+  uv_timer_init(loop, timer);
+  timer->data = engine;
+  /* The loop's cached time may be stale after a pause between runs. */
+  uv_update_time(loop);
+  uv_timer_start(timer, on_watchdog,
+                 ms >= 9.0e15 ? (uint64_t)9.0e15 : (uint64_t)(ms + 0.999), 0);
+  uv_unref((uv_handle_t *)timer);
+  engine->watchdog = timer;
+  return 0;
+}
+
+/* engine:run(task, {timeout =, detach =}) -> stuck, status */
+static int run_with_options(lua_State *L, lfdn_engine_t *engine,
+                            lfdn_task_t *task, double timeout, int detach) {
+  int rc, outcome;
+  static const char *const statuses[] = {"done", "deadlock", "timeout"};
+  if (detach) {
+    if (task == NULL)
+      return lfdn_argerror(L, "engine:run", "task",
+                           "a task (opts.detach needs one)", 2);
+    if (fdn_task_finished(&task->core)) {
+      lua_pushnil(L);
+      lua_pushstring(L, "done");
+      return 2;
+    }
+    fdn_task_listen(&task->core, &engine->until, on_until_done);
+    engine->keep_daemons = 1;
+  } else if (task != NULL && !fdn_task_finished(&task->core)) {
+    task->flags |= LFDN_TASK_ROOT;
+    engine->root = task;
+  }
+  engine->timed_out = 0;
+  if (timeout >= 0 && (rc = start_watchdog(engine, timeout)) != 0) {
+    fdn_listener_remove(&engine->until);
+    engine->keep_daemons = 0;
+    return lfdn_raise_code(L, "engine:run", rc);
+  }
+  outcome = run_loop(L, engine, detach ? task : NULL);
+  stop_watchdog(engine);
+  fdn_listener_remove(&engine->until);
+  engine->keep_daemons = 0;
+  engine->timed_out = 0;
+  if (outcome != RUN_STUCK)
+    lua_pushnil(L);
+  lua_pushstring(L, statuses[outcome]);
+  return 2;
 }
 
 static int l_engine_run(lua_State *L) {
   lfdn_engine_t *engine = check_engine(L, 1);
+  if (!lua_isnoneornil(L, 3)) {
+    lfdn_task_t *task = NULL;
+    double timeout = -1;
+    int detach;
+    if (!lua_istable(L, 3))
+      return lfdn_argerror(L, "engine:run", "opts", "a table", 3);
+    if (!lua_isnoneornil(L, 2))
+      task = lfdn_task_check(L, 2, "engine:run");
+    lua_getfield(L, 3, "timeout");
+    if (!lua_isnil(L, -1)) {
+      timeout = lua_tonumber(L, -1);
+      if (lua_type(L, -1) != LUA_TNUMBER || !(timeout >= 0))
+        return lfdn_argerror(L, "engine:run", "opts.timeout",
+                             "a non-negative number", lua_gettop(L));
+    }
+    lua_getfield(L, 3, "detach");
+    detach = lua_toboolean(L, -1);
+    lua_settop(L, 3);
+    if (fdn_engine_current(engine->core) != NULL)
+      return lfdn_raise(L, "InvalidState",
+                        "engine:run: the engine is already running");
+    return run_with_options(L, engine, task, timeout, detach);
+  }
   if (!lua_isnoneornil(L, 2)) {
     lfdn_task_t *root = lfdn_task_check(L, 2, "engine:run");
     if (!fdn_task_finished(&root->core)) {
@@ -164,6 +287,8 @@ int lfdn_engine_close_lua(lua_State *L, lfdn_engine_t *engine) {
   }
   each_live_task(engine, abandon_one, NULL);
   report_unobserved(L, st);
+  stop_watchdog(engine);
+  fdn_listener_remove(&engine->until);
   engine->closed = 1;
   if (st->engine == engine)
     st->engine = NULL;

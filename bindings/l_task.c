@@ -326,6 +326,32 @@ static int is_library_source(const char *source) {
   return slash - source == 4 && strncmp(source + 1, "fdn", 3) == 0;
 }
 
+/* Sets `defined_at` in the table on top of L: where the task's function is
+ * defined, which tells tasks apart even before they first run.
+ */
+static void describe_function(lua_State *L, lfdn_task_t *task) {
+  lua_State *co = task->co;
+  lua_Debug ar, outer;
+  int level, found = 0;
+  if (co == NULL)
+    return;
+  if (lua_status(co) == LUA_YIELD) {
+    for (level = 0; lua_getstack(co, level, &ar); level++) {
+      outer = ar;
+      found = 1;
+    }
+    found = found && lua_getinfo(co, "S", &outer);
+  } else if (!(task->flags & LFDN_TASK_STARTED) && lua_gettop(co) >= 1 &&
+             lua_isfunction(co, 1) && lua_checkstack(co, 1)) {
+    lua_pushvalue(co, 1);
+    found = lua_getinfo(co, ">S", &outer);
+  }
+  if (found && outer.linedefined > 0) {
+    lua_pushfstring(L, "%s:%d", outer.short_src, outer.linedefined);
+    lua_setfield(L, -2, "defined_at");
+  }
+}
+
 /* Pushes a table describing the task: id, name, status, where it waits. */
 void lfdn_task_describe(lua_State *L, lfdn_task_t *task) {
   lua_Debug ar;
@@ -345,6 +371,10 @@ void lfdn_task_describe(lua_State *L, lfdn_task_t *task) {
     lua_pushstring(L, task->where);
     lua_setfield(L, -2, "waiting_in");
   }
+  if (task->flags & LFDN_TASK_DAEMON) {
+    lua_pushboolean(L, 1);
+    lua_setfield(L, -2, "daemon");
+  }
   /* Where it waits: the innermost Lua frame outside fdn's own library. */
   if (task->co != NULL && lua_status(task->co) == LUA_YIELD) {
     int level;
@@ -357,6 +387,7 @@ void lfdn_task_describe(lua_State *L, lfdn_task_t *task) {
       }
     }
   }
+  describe_function(L, task);
 }
 
 lfdn_task_t *lfdn_suspendable(lua_State *L, const char *fname) {

@@ -91,6 +91,10 @@ struct lfdn_engine_s {
   uint32_t finish_seq;
   int ref; /* registry reference while bound */
   int closed;
+  fdn_listener_t until; /* engine:run{detach}: stops the loop at its end */
+  uv_timer_t *watchdog; /* engine:run{timeout}: the wall-clock limit */
+  uint8_t timed_out;
+  uint8_t keep_daemons; /* a detached run: daemons outlive its task */
 };
 
 #define LFDN_TASK_MT "fdn.task"

@@ -32,7 +32,7 @@ describe("fdn.run", function()
         fdn.sleep(0.02)
         finished = true
       end)
-    end)
+    end, { clock = "virtual" })
     assert.is_true(finished)
   end)
 

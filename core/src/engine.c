@@ -54,6 +54,7 @@ int fdn_engine_new(fdn_engine_t **out, const fdn_engine_options_t *opts) {
   engine->tick_budget = opts->tick_budget;
   engine->seed = opts->seed != 0 ? opts->seed : fdn_rng_entropy();
   fdn_rng_seed(&engine->rng, engine->seed);
+  fdn_waitq_init(&engine->advancers);
   *out = engine;
   return 0;
 }
@@ -63,11 +64,17 @@ static int jumps_virtually(const fdn_engine_t *engine) {
          fdn_heap_len(&engine->timers) > 0;
 }
 
+static int advance_pending(const fdn_engine_t *engine) {
+  return fdn_waitq_len(&engine->advancers) > 0;
+}
+
 /* The idle handle keeps the loop polling without blocking; it is active
- * exactly while a task is ready or virtual time has somewhere to jump.
+ * exactly while a task is ready, virtual time has somewhere to jump, or an
+ * advance waits to be settled.
  */
 static void update_idle(fdn_engine_t *engine) {
-  int wanted = engine->ready_len > 0 || jumps_virtually(engine);
+  int wanted = engine->ready_len > 0 || jumps_virtually(engine) ||
+               advance_pending(engine);
   if (engine->closing)
     wanted = 0;
   if (wanted && !engine->idle_active) {
@@ -187,15 +194,17 @@ void fdn__engine_fire_due(fdn_engine_t *engine, uint64_t now) {
 
 /* One scheduling pass: resumes the tasks ready when it starts plus up to a
  * budget of tasks that became ready during it, then returns to the loop so
- * I/O and timers are not starved by tasks that keep yielding.
+ * I/O and timers are not starved by tasks that keep yielding. A pass run by
+ * the loop ends early when fdn_engine_stop() is called.
  */
-static size_t tick(fdn_engine_t *engine) {
+static size_t tick(fdn_engine_t *engine, int stoppable) {
   size_t budget = engine->ready_len + engine->tick_budget;
   size_t runs = 0;
   fdn_task_t *outer = engine->current;
   fdn_task_t *task;
   engine->in_tick++;
-  while (runs < budget && (task = engine->ready_head) != NULL) {
+  while (runs < budget && !(stoppable && engine->stop_requested) &&
+         (task = engine->ready_head) != NULL) {
     int status = task->wake_status;
     fdn__engine_ready_remove(engine, task);
     task->wake_status = 0;
@@ -223,11 +232,33 @@ static void jump_to_next_deadline(fdn_engine_t *engine) {
   fdn__engine_fire_due(engine, engine->clock.virtual_now);
 }
 
+/* One step of a pending fdn_engine_advance_task: fire the next timers due
+ * inside the window, or, when none is left, end the window and wake the
+ * advancing task.
+ */
+static void settle_advance(fdn_engine_t *engine) {
+  fdn_heap_node_t *top = fdn_heap_peek(&engine->timers);
+  uint64_t target = engine->advance_target;
+  if (top != NULL && top->key <= target) {
+    if (top->key > engine->clock.virtual_now)
+      fdn_clock_set(&engine->clock, top->key);
+    fdn__engine_fire_due(engine, engine->clock.virtual_now);
+    return;
+  }
+  if (target > engine->clock.virtual_now)
+    fdn_clock_set(&engine->clock, target);
+  fdn_waitq_wake_one(&engine->advancers, 0);
+}
+
 static void on_idle(uv_idle_t *handle) {
   fdn_engine_t *engine = handle->data;
-  tick(engine);
-  if (engine->ready_len == 0 && jumps_virtually(engine))
-    jump_to_next_deadline(engine);
+  tick(engine, 1);
+  if (engine->ready_len == 0 && !engine->stop_requested) {
+    if (advance_pending(engine))
+      settle_advance(engine);
+    else if (jumps_virtually(engine))
+      jump_to_next_deadline(engine);
+  }
   update_idle(engine);
 }
 
@@ -241,7 +272,7 @@ static void on_timer(uv_timer_t *handle) {
 size_t fdn_engine_run_ready(fdn_engine_t *engine) {
   size_t runs = 0;
   while (engine->ready_len > 0)
-    runs += tick(engine);
+    runs += tick(engine, 0);
   update_idle(engine);
   return runs;
 }
@@ -265,6 +296,37 @@ int fdn_engine_advance(fdn_engine_t *engine, uint64_t delta_ns) {
   return 0;
 }
 
+int fdn_engine_advance_task(fdn_engine_t *engine, fdn_task_t *task,
+                            uint64_t delta_ns) {
+  uint64_t now;
+  int rc;
+  if (engine == NULL || task == NULL || task->engine != engine)
+    return FDN_EINVAL;
+  if (engine->clock.kind != FDN_CLOCK_VIRTUAL)
+    return FDN_ESTATE;
+  if (advance_pending(engine))
+    return FDN_EBUSY;
+  rc = fdn_task_wait(task, &engine->advancers, FDN_FOREVER);
+  if (rc != 0)
+    return rc;
+  now = engine->clock.virtual_now;
+  engine->advance_target =
+      delta_ns > FDN_FOREVER - now ? FDN_FOREVER : now + delta_ns;
+  update_idle(engine);
+  return 0;
+}
+
+void fdn_engine_stop(fdn_engine_t *engine) {
+  engine->stop_requested = 1;
+  uv_stop(engine->loop);
+}
+
+int fdn_engine_owns_handle(const fdn_engine_t *engine,
+                           const uv_handle_t *handle) {
+  return handle == (const uv_handle_t *)&engine->idle ||
+         handle == (const uv_handle_t *)&engine->timer;
+}
+
 int fdn_engine_set_autojump(fdn_engine_t *engine, int on) {
   if (engine->clock.kind != FDN_CLOCK_VIRTUAL)
     return FDN_ESTATE;
@@ -282,9 +344,12 @@ int fdn_engine_next_deadline(const fdn_engine_t *engine, uint64_t *out) {
 }
 
 int fdn_engine_run(fdn_engine_t *engine, uv_run_mode mode) {
+  int rc;
   if (engine->closing)
     return FDN_ECLOSED;
-  return uv_run(engine->loop, mode);
+  rc = uv_run(engine->loop, mode);
+  engine->stop_requested = 0;
+  return rc;
 }
 
 static void finish_close(fdn_engine_t *engine) {

@@ -52,6 +52,9 @@ struct fdn_engine_s {
   void *data;
   fdn_rng_t rng;
   uint64_t seed;
+  fdn_waitq_t advancers;   /* the task parked in fdn_engine_advance_task */
+  uint64_t advance_target; /* where that advance ends */
+  uint8_t stop_requested;  /* fdn_engine_stop: end the current run */
 };
 
 /* Puts a node on the engine's timer heap, keeping the uv timer in step. */

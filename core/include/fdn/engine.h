@@ -63,6 +63,35 @@ size_t fdn_engine_run_ready(fdn_engine_t *engine);
  */
 int fdn_engine_advance(fdn_engine_t *engine, uint64_t delta_ns);
 
+/* Virtual clock, from a task: parks the running `task` while time moves
+ * forward by `delta_ns`. The loop fires the timers due inside that window in
+ * deadline order and runs the tasks they wake before moving on, so a task
+ * woken inside the window that sleeps again inside it fires too; once
+ * nothing is ready and nothing else falls due inside the window, time is set
+ * to its end and `task` is woken with 0. Works with autojump on or off (with
+ * it on, nothing past the window fires before `task` wakes). Unlike
+ * fdn_engine_advance it returns to the loop between steps, so I/O and other
+ * handles keep running. Returns FDN_ESTATE on a real clock or when `task` is
+ * not the running task, FDN_EBUSY while another advance is pending,
+ * FDN_ECANCELED when a cancellation is pending (nothing parks).
+ */
+int fdn_engine_advance_task(fdn_engine_t *engine, fdn_task_t *task,
+                            uint64_t delta_ns);
+
+/* Makes the fdn_engine_run in progress (or the next one) return once the
+ * task running now, if any, yields: no further task runs and virtual time
+ * does not move until the engine runs again. Tasks keep their state; the
+ * next run carries on where this one stopped. Call it from a task, a task
+ * listener or a libuv callback on the engine's loop.
+ */
+void fdn_engine_stop(fdn_engine_t *engine);
+
+/* Whether `handle` is one of the engine's own libuv handles, so a walk of
+ * the loop (uv_walk) can tell them from the handles other code opened.
+ */
+int fdn_engine_owns_handle(const fdn_engine_t *engine,
+                           const uv_handle_t *handle);
+
 /* Virtual clock: whether time jumps to the next deadline when nothing is
  * ready. With it off, only fdn_engine_advance() moves time.
  */
