@@ -52,7 +52,12 @@ int fdn_engine_new(fdn_engine_t **out, const fdn_engine_options_t *opts) {
   engine->next_id = 1;
   engine->autojump = opts->autojump != 0;
   engine->tick_budget = opts->tick_budget;
-  engine->seed = opts->seed != 0 ? opts->seed : fdn_rng_entropy();
+  /* Seeds drawn here fit in 53 bits, so a seed printed from Lua (a double)
+   * replays the run exactly.
+   */
+  engine->seed = opts->seed != 0
+                     ? opts->seed
+                     : (fdn_rng_entropy() & ((1ull << 53) - 1)) | 1u;
   fdn_rng_seed(&engine->rng, engine->seed);
   fdn_waitq_init(&engine->advancers);
   *out = engine;

@@ -50,6 +50,7 @@ TEST_IMPL(engine_rng_repeats_with_a_seed) {
   opts.seed = 0;
   ASSERT_EQ(fdn_engine_new(&a, &opts), 0);
   ASSERT(fdn_engine_seed(a) != 0);
+  ASSERT(fdn_engine_seed(a) < (1ull << 53));
   ASSERT_EQ(fdn_engine_close(a, NULL, NULL), 0);
   return 0;
 }
