@@ -52,8 +52,7 @@ int fdn_breaker_init(fdn_breaker_t *breaker, const fdn_breaker_options_t *opts,
   return 0;
 }
 
-static void transition(fdn_breaker_t *b, fdn_breaker_state_t to,
-                       uint64_t now) {
+static void transition(fdn_breaker_t *b, fdn_breaker_state_t to, uint64_t now) {
   fdn_breaker_state_t from = (fdn_breaker_state_t)b->state;
   b->state = (uint8_t)to;
   b->epoch++;
@@ -70,8 +69,7 @@ static void transition(fdn_breaker_t *b, fdn_breaker_state_t to,
     b->on_change(b, from, to);
 }
 
-fdn_breaker_state_t fdn_breaker_state(fdn_breaker_t *breaker,
-                                      uint64_t now_ns) {
+fdn_breaker_state_t fdn_breaker_state(fdn_breaker_t *breaker, uint64_t now_ns) {
   if (breaker->state == FDN_BREAKER_OPEN) {
     if (now_ns < breaker->opened_at)
       breaker->opened_at = now_ns; /* another engine's clock */

@@ -34,8 +34,7 @@ int fdn_retry_policy_check(const fdn_retry_policy_t *policy,
     bad = "jitter";
   else if (policy->backoff == FDN_BACKOFF_LINEAR && !(f >= 0 && f < 1e308))
     bad = "factor";
-  else if (policy->backoff == FDN_BACKOFF_EXPONENTIAL &&
-           !(f >= 1 && f < 1e308))
+  else if (policy->backoff == FDN_BACKOFF_EXPONENTIAL && !(f >= 1 && f < 1e308))
     bad = "factor";
   if (field != NULL)
     *field = bad;
@@ -146,6 +145,7 @@ fdn_retry_verdict_t fdn_retry_next(fdn_retry_t *retry, fdn_rng_t *rng,
   else
     wait = fdn_retry_delay(p, retry->attempts, retry->prev_wait_ns, rng);
   end = add_sat(now_ns, wait);
+  *wait_ns = wait;
   if (p->deadline_ns != FDN_FOREVER &&
       end > add_sat(retry->started_ns, p->deadline_ns))
     return FDN_RETRY_DEADLINE;
@@ -154,7 +154,6 @@ fdn_retry_verdict_t fdn_retry_next(fdn_retry_t *retry, fdn_rng_t *rng,
   retry->prev_wait_ns = wait;
   if (retry->attempts < UINT32_MAX)
     retry->attempts++;
-  *wait_ns = wait;
   return FDN_RETRY_WAIT;
 }
 

@@ -95,11 +95,11 @@ TEST_IMPL(retry_fixed_linear_exponential_fibonacci_sequences) {
   static const uint64_t fixed[] = {100 * MS, 100 * MS, 100 * MS, 100 * MS};
   static const uint64_t linear[] = {100 * MS, 150 * MS, 200 * MS, 250 * MS,
                                     300 * MS};
-  static const uint64_t expo[] = {100 * MS, 200 * MS, 400 * MS, 800 * MS,
-                                  1600 * MS, 3200 * MS};
+  static const uint64_t expo[] = {100 * MS, 200 * MS,  400 * MS,
+                                  800 * MS, 1600 * MS, 3200 * MS};
   static const uint64_t expo3_capped[] = {100 * MS, 300 * MS, 900 * MS,
                                           1000 * MS, 1000 * MS};
-  static const uint64_t fib[] = {100 * MS, 100 * MS, 200 * MS, 300 * MS,
+  static const uint64_t fib[] = {100 * MS, 100 * MS, 200 * MS,  300 * MS,
                                  500 * MS, 800 * MS, 1300 * MS, 2100 * MS};
   p = policy(FDN_BACKOFF_FIXED, 2.0, 100 * MS, FDN_FOREVER);
   ASSERT_EQ(check_sequence(&p, fixed, 4), 0);
@@ -197,8 +197,8 @@ TEST_IMPL(retry_same_seed_gives_the_same_jittered_sequence) {
 }
 
 TEST_IMPL(retry_next_counts_attempts_and_stops) {
-  fdn_retry_policy_t p = policy(FDN_BACKOFF_EXPONENTIAL, 2.0, 100 * MS,
-                                FDN_FOREVER);
+  fdn_retry_policy_t p =
+      policy(FDN_BACKOFF_EXPONENTIAL, 2.0, 100 * MS, FDN_FOREVER);
   fdn_retry_t r;
   uint64_t wait = 0;
   p.max_attempts = 3;
@@ -243,8 +243,7 @@ TEST_IMPL(retry_next_honours_hints_within_the_cap) {
   ASSERT_EQ(fdn_retry_next(&r, NULL, 0, FDN_FOREVER, 60 * S, &wait),
             FDN_RETRY_WAIT);
   ASSERT_EQ(wait, 5 * S);
-  ASSERT_EQ(fdn_retry_next(&r, NULL, 0, FDN_FOREVER, 0, &wait),
-            FDN_RETRY_WAIT);
+  ASSERT_EQ(fdn_retry_next(&r, NULL, 0, FDN_FOREVER, 0, &wait), FDN_RETRY_WAIT);
   ASSERT_EQ(wait, 0);
   /* The sequence goes on from the attempt number, not the hints. */
   ASSERT_EQ(fdn_retry_next(&r, NULL, 0, FDN_FOREVER, FDN_RETRY_NO_HINT, &wait),
@@ -260,15 +259,15 @@ TEST_IMPL(retry_next_never_sleeps_past_a_deadline) {
   /* The policy's own budget: 2.5 s from the first attempt at t = 10 s. */
   p.deadline_ns = 2500 * MS;
   fdn_retry_start(&r, &p, 10 * S);
-  ASSERT_EQ(fdn_retry_next(&r, NULL, 10 * S, FDN_FOREVER, FDN_RETRY_NO_HINT,
-                           &wait),
-            FDN_RETRY_WAIT);
-  ASSERT_EQ(fdn_retry_next(&r, NULL, 11 * S, FDN_FOREVER, FDN_RETRY_NO_HINT,
-                           &wait),
-            FDN_RETRY_WAIT); /* ends at 12 s, within 12.5 s */
-  ASSERT_EQ(fdn_retry_next(&r, NULL, 12 * S, FDN_FOREVER, FDN_RETRY_NO_HINT,
-                           &wait),
-            FDN_RETRY_DEADLINE);
+  ASSERT_EQ(
+      fdn_retry_next(&r, NULL, 10 * S, FDN_FOREVER, FDN_RETRY_NO_HINT, &wait),
+      FDN_RETRY_WAIT);
+  ASSERT_EQ(
+      fdn_retry_next(&r, NULL, 11 * S, FDN_FOREVER, FDN_RETRY_NO_HINT, &wait),
+      FDN_RETRY_WAIT); /* ends at 12 s, within 12.5 s */
+  ASSERT_EQ(
+      fdn_retry_next(&r, NULL, 12 * S, FDN_FOREVER, FDN_RETRY_NO_HINT, &wait),
+      FDN_RETRY_DEADLINE);
   ASSERT_EQ(r.attempts, 3);
   /* An enclosing deadline (a limit) at 13 s: a wait ending there is not
    * started, since the call would be cancelled at that very moment.
@@ -279,6 +278,7 @@ TEST_IMPL(retry_next_never_sleeps_past_a_deadline) {
             FDN_RETRY_WAIT);
   ASSERT_EQ(fdn_retry_next(&r, NULL, 12 * S, 13 * S, FDN_RETRY_NO_HINT, &wait),
             FDN_RETRY_LIMIT);
+  ASSERT_EQ(wait, S); /* the wait it refused */
   /* Hints obey the limits too. */
   p.delay_ns = 0;
   fdn_retry_start(&r, &p, 0);

@@ -58,14 +58,14 @@ typedef struct fdn_breaker_options_s {
 } fdn_breaker_options_t;
 
 typedef struct fdn_breaker_counts_s {
-  uint64_t calls;     /* admitted calls */
+  uint64_t calls; /* admitted calls */
   uint64_t successes;
   uint64_t failures;
   uint64_t ignored;
-  uint64_t rejected;  /* refused while open or half-open and full */
-  uint64_t opened;    /* times it opened */
+  uint64_t rejected; /* refused while open or half-open and full */
+  uint64_t opened;   /* times it opened */
   uint32_t consecutive_failures;
-  uint32_t probes;    /* probes in flight while half-open */
+  uint32_t probes; /* probes in flight while half-open */
 } fdn_breaker_counts_t;
 
 struct fdn_breaker_s {

@@ -107,7 +107,8 @@ void fdn_retry_start(fdn_retry_t *retry, const fdn_retry_policy_t *policy,
 /* After the latest attempt failed: decides whether to retry. Returns
  * FDN_RETRY_WAIT and sets *wait_ns (the caller sleeps it, then makes the
  * next attempt, which this call has already counted), or another verdict
- * and leaves the state alone.
+ * and leaves the state alone (with FDN_RETRY_DEADLINE and FDN_RETRY_LIMIT,
+ * *wait_ns is the wait it refused to start).
  *
  * `hint_ns` is a wait the failure asked for (an HTTP Retry-After), used
  * instead of the computed one but still capped at max_delay;
