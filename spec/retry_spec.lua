@@ -203,6 +203,20 @@ describe("fdn.retry", function()
       assert.is_true(at_cap > 0)
     end)
 
+    it("with jitter = true are full jitter", function()
+      local function run(jitter)
+        return virtual(function()
+          local f = flaky(8)
+          local seen = {}
+          fdn.retry { max_attempts = 9, delay = 1, jitter = jitter,
+            on_retry = function(_, _, d) seen[#seen + 1] = d end } (f.fn)()
+          return seen
+        end, 5)
+      end
+      assert.same(run("full"), run(true))
+      assert.same({ 1, 2, 4, 8 }, { unpack(run(false), 1, 4) })
+    end)
+
     it("repeat exactly in runs given the same seed, and differ with another", function()
       assert.same(jittered("full", 99, 10), jittered("full", 99, 10))
       assert.are_not.same(jittered("full", 99, 10), jittered("full", 100, 10))
@@ -316,6 +330,19 @@ describe("fdn.retry", function()
         end)
         fdn.retry { delay = 1, max_delay = 30 } (f.fn)()
         close_list({ 30 }, waits_of(f.times))
+      end)
+    end)
+
+    it("still obeys the deadlines", function()
+      virtual(function()
+        local f = flaky(5, function()
+          return { retry_after = 20 }
+        end)
+        local err = catch(fdn.retry { delay = 1, deadline = 10 } (f.fn))
+        assert.equal(1, f.attempts)
+        assert.equal("deadline", err.context.reason)
+        assert.matches("next wait %(20s%)", err.message)
+        assert.equal(0, fdn.now())
       end)
     end)
 
