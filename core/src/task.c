@@ -328,3 +328,23 @@ void fdn__scope_deadline_fired(fdn_scope_t *scope) {
       fdn_task_cancel_pending(task) != FDN_CANCEL_NONE)
     fdn_task_wake(task, FDN_ECANCELED);
 }
+
+int fdn_task_deadline(const fdn_task_t *task, uint64_t *out) {
+  const fdn_scope_t *scope;
+  uint64_t earliest = FDN_FOREVER;
+  for (scope = task->scope; scope != NULL; scope = scope->parent) {
+    if (scope->expired) {
+      earliest = 0;
+      break;
+    }
+    if (fdn_heap_node_active(&scope->deadline) &&
+        scope->deadline.key < earliest)
+      earliest = scope->deadline.key;
+    if (scope->shield)
+      break;
+  }
+  if (earliest == FDN_FOREVER)
+    return FDN_EAGAIN;
+  *out = earliest;
+  return 0;
+}

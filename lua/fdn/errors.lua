@@ -8,7 +8,7 @@ local M = {}
 
 local debug_traceback = debug.traceback
 local getmetatable, setmetatable = getmetatable, setmetatable
-local pairs, pcall, rawget, tostring, type = pairs, pcall, rawget, tostring, type
+local ipairs, pairs, pcall, rawget, tostring, type = ipairs, pairs, pcall, rawget, tostring, type
 local concat, sort = table.concat, table.sort
 
 local classes = {}
@@ -96,6 +96,8 @@ end
 
 local Error = {}
 
+local LIST_FIELDS = { "errors", "suppressed", "fallback_errors" }
+
 --- Flat table for logs and JSON: type, message, code, the context fields,
 -- and the cause (itself flattened).
 function Error:to_table()
@@ -112,6 +114,23 @@ function Error:to_table()
   local cause = rawget(self, "cause")
   if cause ~= nil then
     t.cause = class_of(cause) and cause:to_table() or safe_tostring(cause)
+  end
+  -- Errors that gather others (RetryExhausted's attempts, a fallback
+  -- chain, fdn.with's suppressed exit errors) list them flattened too.
+  for _, key in ipairs(LIST_FIELDS) do
+    local list = rawget(self, key)
+    if type(list) == "table" then
+      local flat = {}
+      for i = 1, #list do
+        local e = list[i]
+        flat[i] = class_of(e) and e:to_table() or safe_tostring(e)
+      end
+      t[key] = flat
+    end
+  end
+  local retry_after = rawget(self, "retry_after")
+  if type(retry_after) == "number" then
+    t.retry_after = retry_after
   end
   return t
 end
@@ -276,6 +295,58 @@ function M.argerror(fname, param, expected, value, level)
     fname .. ": bad argument '" .. param .. "' (expected " .. expected
       .. ", got " .. got .. ")",
     { context = { ["function"] = fname, parameter = param } }), (level or 2) + 1)
+end
+
+--- A predicate over errors from `spec`: a class, a list of classes (an
+-- error matches if it is any of them), or a function(err) -> boolean
+-- (returned as is). `nil` matches every error. Bad specs raise
+-- InvalidArgument naming `fname` and `param`.
+function M.matcher(spec, fname, param)
+  fname, param = fname or "errors.matcher", param or "spec"
+  if spec == nil then
+    return function()
+      return true
+    end
+  end
+  if type(spec) == "function" then
+    return spec
+  end
+  if is_class(spec) then
+    return function(err)
+      return M.is(err, spec)
+    end
+  end
+  if type(spec) ~= "table" or #spec == 0 then
+    M.argerror(fname, param, "an error class, a list of classes or a function", spec, 2)
+  end
+  local list = {}
+  for i = 1, #spec do
+    if not is_class(spec[i]) then
+      M.argerror(fname, param .. "[" .. i .. "]", "an error class", spec[i], 2)
+    end
+    list[i] = spec[i]
+  end
+  return function(err)
+    for i = 1, #list do
+      if M.is(err, list[i]) then
+        return true
+      end
+    end
+    return false
+  end
+end
+
+--- Whether `err` is a Cancelled error (fast: no argument checks).
+function M.is_cancelled(err)
+  local c = class_of(err)
+  local cancelled = M.Cancelled
+  while c ~= nil do
+    if c == cancelled then
+      return true
+    end
+    c = c.parent
+  end
+  return false
 end
 
 return M

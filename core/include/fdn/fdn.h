@@ -7,10 +7,14 @@
 #define FDN_VERSION_PATCH 0
 #define FDN_VERSION_STRING "0.1.0"
 
+#include "fdn/breaker.h"
+#include "fdn/bulkhead.h"
 #include "fdn/clock.h"
 #include "fdn/engine.h"
 #include "fdn/error.h"
 #include "fdn/heap.h"
+#include "fdn/ratelimit.h"
+#include "fdn/retry.h"
 #include "fdn/rng.h"
 #include "fdn/task.h"
 #include "fdn/timer.h"

@@ -202,4 +202,12 @@ int fdn_scope_enter(fdn_task_t *task, fdn_scope_t *scope, uint64_t deadline_ns,
  */
 int fdn_scope_exit(fdn_scope_t *scope);
 
+/* The task's effective deadline: the earliest deadline among its entered
+ * scopes, from the innermost out to the first shield (a shield hides the
+ * deadlines outside it; its own counts). A scope whose deadline already
+ * passed gives 0. Returns 0 and sets *out, or FDN_EAGAIN when no deadline
+ * applies.
+ */
+int fdn_task_deadline(const fdn_task_t *task, uint64_t *out);
+
 #endif
