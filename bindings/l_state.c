@@ -117,20 +117,28 @@ int lfdn_raise(lua_State *L, const char *cls, const char *fmt, ...) {
   return raise_with_context(L, cls, 0);
 }
 
+/* Describes a value the way errors.argerror does ("number -1", "string
+ * \"x\"", "boolean true", "nil"), so messages read the same from C and Lua.
+ * Pushes the description and returns it.
+ */
 static const char *describe_value(lua_State *L, int arg) {
   switch (lua_type(L, arg)) {
   case LUA_TNUMBER:
-    return lua_pushfstring(L, "%f", lua_tonumber(L, arg)) ? lua_tostring(L, -1)
-                                                          : "a number";
+    lua_pushvalue(L, arg);
+    return lua_pushfstring(L, "number %s", lua_tostring(L, -1));
   case LUA_TSTRING:
-    return lua_pushfstring(L, "a string (\"%s\")", lua_tostring(L, arg))
-               ? lua_tostring(L, -1)
-               : "a string";
+    return lua_pushfstring(L, "string \"%s\"", lua_tostring(L, arg));
+  case LUA_TBOOLEAN:
+    lua_pushstring(L, lua_toboolean(L, arg) ? "boolean true" : "boolean false");
+    break;
   case LUA_TNONE:
-    return "nothing";
+    lua_pushliteral(L, "nothing");
+    break;
   default:
-    return luaL_typename(L, arg);
+    lua_pushstring(L, luaL_typename(L, arg));
+    break;
   }
+  return lua_tostring(L, -1);
 }
 
 int lfdn_argerror(lua_State *L, const char *fname, const char *param,
