@@ -194,4 +194,12 @@ function M.reset()
   update_task_hook()
 end
 
+-- FDN_LOG_EVENTS makes the logger a subscriber from the first event on,
+-- even in a script that never loads the logger itself.
+local log_events = os.getenv("FDN_LOG_EVENTS")
+if log_events and log_events ~= "" and log_events ~= "0" then
+  package.loaded["fdn.events"] = M -- the logger requires this module back
+  require "fdn.log"
+end
+
 return M

@@ -731,6 +731,11 @@ local function report_fields(kind, info)
   local fields = {}
   if type(info) == "table" then
     for k, v in pairs(info) do
+      if HEAD[k] then
+        -- The record's own keys hold the report's; an `event` in the info
+        -- (the event a failing subscriber was given) becomes event_name.
+        k = k .. "_name"
+      end
       fields[k] = v
     end
   else
@@ -744,7 +749,7 @@ local function report_fields(kind, info)
     fields.message = format("task %s failed and nobody joined it: %s",
       tostring(fields.task_id), errors.format(err))
   elseif kind == "event_subscriber_failed" then
-    fields.message = format("a subscriber to %s failed: %s", tostring(fields.event),
+    fields.message = format("a subscriber to %s failed: %s", tostring(fields.event_name),
       errors.format(fields.error))
   elseif fields.message == nil and fields.error ~= nil then
     fields.message = errors.format(fields.error)
