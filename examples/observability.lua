@@ -21,10 +21,11 @@ end
 
 function Connection.open(name)
   log.info("connection.opened", { conn = name })
-  return setmetatable({ name = name }, Connection)
+  return setmetatable({ name = name, requests = 0 }, Connection)
 end
 
 function Connection:fetch(i)
+  self.requests = self.requests + 1
   fdn.sleep(0.005 * i)
   if i == 3 then
     error(errors.Timeout.new("upstream timed out", { context = { item = i } }))
@@ -34,7 +35,7 @@ end
 
 function Connection:close()
   fdn.sleep(0.005) -- a goodbye to the server: closes may suspend
-  log.info("connection.closed", { conn = self.name })
+  log.info("connection.closed", { conn = self.name, requests = self.requests })
 end
 
 -- Every call logs api_request.started / .completed (or .failed) with its

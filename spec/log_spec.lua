@@ -386,28 +386,23 @@ describe("fdn.log", function()
   end)
 
   it("rejects bad configuration", function()
-    local ok, err = pcall(log.configure, { level = "loud" })
-    assert.is_false(ok)
-    is_invalid_argument(err, "opts.level")
-    ok, err = pcall(log.configure, { format = "xml" })
-    is_invalid_argument(err, "opts.format")
-    ok, err = pcall(log.configure, { sink = 5 })
-    is_invalid_argument(err, "opts.sink")
-    ok, err = pcall(log.configure, { sink = "" })
-    is_invalid_argument(err, "opts.sink")
-    ok, err = pcall(log.configure, { sink = "/nonexistent-dir/x.log" })
-    is_invalid_argument(err, "cannot open")
-    ok, err = pcall(log.configure, { color = "yes" })
-    is_invalid_argument(err, "opts.color")
-    ok, err = pcall(log.configure, { levels = 5 })
-    is_invalid_argument(err, "opts.levels")
-    ok, err = pcall(log.configure, { levels = { db = "loud" } })
-    is_invalid_argument(err, 'opts.levels%["db"%]')
-    ok, err = pcall(log.configure, { lvl = "debug" })
-    is_invalid_argument(err, "opts.lvl")
-    ok, err = pcall(log.configure, "debug")
-    is_invalid_argument(err, "'opts'")
-    assert.is_false(ok)
+    local cases = {
+      { { level = "loud" }, "opts.level" },
+      { { format = "xml" }, "opts.format" },
+      { { sink = 5 }, "opts.sink" },
+      { { sink = "" }, "opts.sink" },
+      { { sink = "/nonexistent-dir/x.log" }, "cannot open" },
+      { { color = "yes" }, "opts.color" },
+      { { levels = 5 }, "opts.levels" },
+      { { levels = { db = "loud" } }, 'opts.levels%["db"%]' },
+      { { lvl = "debug" }, "opts.lvl" },
+      { "debug", "'opts'" },
+    }
+    for _, c in ipairs(cases) do
+      local ok, err = pcall(log.configure, c[1])
+      assert.is_false(ok, c[2])
+      is_invalid_argument(err, c[2])
+    end
     -- a rejected configuration changes nothing
     assert.equal("debug", log.config().level)
     log.info("still_captured")

@@ -20,7 +20,7 @@ describe("examples/observability.lua", function()
     assert.equal(4, fetched)
     assert.matches('ERROR api_request.failed duration_ms=[%d.]+ error="Timeout: upstream timed out {item=3}" '
       .. "operation_id=" .. op, err)
-    assert.matches("connection.closed conn=api operation_id=" .. op, err, 1, true)
+    assert.matches("connection.closed conn=api operation_id=" .. op .. " requests=5", err, 1, true)
     assert.matches("[fdn.events] resource.closed", err, 1, true)
     assert.matches("publish_report.started operation_id=%x+ parent_operation_id=" .. op, err)
     assert.matches("data_processing.completed batch=2024%-05%-01 duration_ms=[%d.]+ failed_items=1 "
