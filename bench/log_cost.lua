@@ -3,7 +3,9 @@
 -- console record, a record handed to a function sink. Medians of several
 -- runs, in ns per call, measured inside a task (so the task-local context
 -- lookup is included).
---   fdn-lua bench/log_cost.lua [runs]
+--   fdn-lua bench/log_cost.lua [runs] [nojit]
+-- "nojit" runs everything in the interpreter: the cost of a log call in
+-- code the JIT has not compiled (cold paths, code with NYI functions).
 -- One case at a time, for instruction counts under callgrind (run it with
 -- two values of n and divide the difference by the difference of n):
 --   valgrind --tool=callgrind fdn-lua bench/log_cost.lua case <name> <n>
@@ -94,6 +96,9 @@ local function main(...)
     error("no case matches " .. tostring(wanted))
   end
   local runs = tonumber(mode) or 7
+  if select(2, ...) == "nojit" then
+    jit.off()
+  end
   fdn.context.set("request_id", "r-123") -- records carry a context field
   for _, case in ipairs(cases) do
     run_case(case, math.floor(case.n / 10)) -- warm up the JIT

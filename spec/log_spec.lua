@@ -45,6 +45,7 @@ describe("fdn.log", function()
   it("drops records below the level and returns nothing", function()
     log.configure { level = "warn" }
     assert.is_nil(log.debug("quiet"))
+    assert.is_nil(log.debug(5)) -- below the level nothing runs, argument checks included
     log.info("quiet", { big = string.rep("x", 10) })
     log.warn("loud")
     log.error("louder")

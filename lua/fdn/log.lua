@@ -618,12 +618,14 @@ local function make_logger(name, bound, state)
   for level, value in pairs(LEVELS) do
     if level ~= "off" then
       local fname = prefix .. level
+      -- The level comes first: a call below it does nothing else, not even
+      -- check its arguments (they are checked whenever it writes).
       logger[level] = function(event, fields)
-        if type(event) ~= "string" or (fields ~= nil and type(fields) ~= "table") then
-          return bad_call(fname, event, fields)
-        end
         if value < state.threshold then
           return
+        end
+        if type(event) ~= "string" or (fields ~= nil and type(fields) ~= "table") then
+          return bad_call(fname, event, fields)
         end
         emit_record(build(level, name, bound, event, fields, true))
       end
@@ -636,11 +638,11 @@ local function make_logger(name, bound, state)
     if value == nil or level == "off" then
       argerror(prefix .. "log", "level", '"trace", "debug", "info", "warn" or "error"', level)
     end
-    if type(event) ~= "string" or (fields ~= nil and type(fields) ~= "table") then
-      return bad_call(prefix .. "log", event, fields)
-    end
     if value < state.threshold then
       return
+    end
+    if type(event) ~= "string" or (fields ~= nil and type(fields) ~= "table") then
+      return bad_call(prefix .. "log", event, fields)
     end
     emit_record(build(level, name, bound, event, fields, true))
   end
