@@ -260,6 +260,12 @@ static void report_unobserved(lua_State *L, lfdn_state_t *st) {
     lua_xmove(S, L, 1);
     lua_setfield(L, -2, "traceback");
     lua_pop(S, 1);
+    /* Cleared before the report runs Lua: a GC step in there may collect
+     * the handle, whose __gc would otherwise report the failure again.
+     */
+    lua_pushvalue(S, -1);
+    lua_pushnil(S);
+    lua_rawset(S, LFDN_S_UNOBSERVED);
     lfdn_report(st, L, "unjoined_task_failed");
   }
   lua_newtable(L);

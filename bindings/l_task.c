@@ -181,6 +181,7 @@ static void finish_error(lfdn_task_t *task, lua_State *co) {
   lua_State *S = st->S;
   int cancelled = is_cancelled_error(st, co);
   luaL_traceback(st->W, co, NULL, 0);
+  lfdn_task_event(task, cancelled ? "cancelled" : "failed", co, 1);
   lua_xmove(st->W, S, 1);
   lfdn_state_set_anchor(st, task->slot, LFDN_ANCHOR_CTX);
   lua_xmove(co, S, 1);
@@ -201,6 +202,7 @@ static void finish_unstarted(lfdn_task_t *task) {
            "task %llu was cancelled before it started",
            (unsigned long long)task->core.id);
   lfdn_push_cancelled(st, st->W, message);
+  lfdn_task_event(task, "cancelled", st->W, 0);
   lua_xmove(st->W, S, 1);
   lfdn_state_set_anchor(st, task->slot, LFDN_ANCHOR_CO);
   task->nresults = 1;

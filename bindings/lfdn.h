@@ -46,7 +46,8 @@ typedef struct lfdn_task_s lfdn_task_t;
 enum {
   LFDN_HOOK_MAKE_ERROR = 1,   /* (class, message, context) -> error */
   LFDN_HOOK_IS_CANCELLED = 2, /* (err) -> boolean */
-  LFDN_HOOK_REPORT = 3        /* (kind, info) */
+  LFDN_HOOK_REPORT = 3,       /* (kind, info) */
+  LFDN_HOOK_TASK_EVENT = 4    /* (kind, task, err, traceback); l_events.c */
 };
 
 typedef struct lfdn_state_s {
@@ -161,6 +162,16 @@ int lfdn_push_park_failure(lua_State *L, lfdn_task_t *task, int rc,
                            const char *fname);
 /* Parks bookkeeping then yields: `return lfdn_yield(L, task, "fdn.sleep")`. */
 int lfdn_yield(lua_State *L, lfdn_task_t *task, const char *where);
+
+/* l_events.c */
+/* Calls the task event hook, if one is installed, with `kind` ("failed",
+ * "cancelled"), the task's handle, the error value on top of `from` (left
+ * there) and, when `traceback` is set, the traceback on top of W. Runs on
+ * W while the task's anchors still hold its handle and context. Never
+ * raises.
+ */
+void lfdn_task_event(lfdn_task_t *task, const char *kind, lua_State *from,
+                     int traceback);
 
 /* Registers `funcs` into the module table with the state as upvalue;
  * expects [module, state] on top of L and leaves them there.

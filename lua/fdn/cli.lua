@@ -14,6 +14,13 @@ the fdn module.
 Options:
   -e code        run `code` (in the main task, before the script)
   -l name        require library `name` (in the main task, before the script)
+  --log-level L  log level: trace, debug, info, warn, error or off
+                 (default: $FDN_LOG_LEVEL, else info)
+  --log-format F log format: console or json (default: $FDN_LOG_FORMAT,
+                 else console)
+  --log-events[=PATTERN]
+                 log fdn's lifecycle events (all, or those matching
+                 PATTERN such as "task.*"; default: $FDN_LOG_EVENTS)
   -v, --version  print the version and exit
   -h, --help     print this help and exit
   --             stop handling options
@@ -50,6 +57,18 @@ local function parse(argv)
       end
       actions[#actions + 1] = { kind = a == "-e" and "exec" or "require", value = value }
       i = i + 1
+    elseif a == "--log-level" or a == "--log-format" then
+      local value = argv[i + 1]
+      if value == nil then
+        return nil, fail("'" .. a .. "' needs an argument\n" .. M.usage)
+      end
+      actions[#actions + 1] = { kind = a:sub(3), value = value }
+      i = i + 1
+    elseif a:find("^%-%-log%-level=") or a:find("^%-%-log%-format=") then
+      local key, value = a:match("^%-%-(log%-%a+)=(.*)$")
+      actions[#actions + 1] = { kind = key, value = value }
+    elseif a == "--log-events" or a:find("^%-%-log%-events=") then
+      actions[#actions + 1] = { kind = "log-events", value = a:match("^%-%-log%-events=(.*)$") or "*" }
     elseif a:sub(1, 2) == "-e" or a:sub(1, 2) == "-l" then
       actions[#actions + 1] = {
         kind = a:sub(1, 2) == "-e" and "exec" or "require", value = a:sub(3),
@@ -78,8 +97,36 @@ function M.main(argv, native)
     return script
   end
   local interactive_only = true
+  local log_opts, log_events = {}, nil
   for _, action in ipairs(actions) do
-    if action.kind == "version" then
+    if action.kind == "log-level" then
+      log_opts.level = action.value
+    elseif action.kind == "log-format" then
+      log_opts.format = action.value
+    elseif action.kind == "log-events" then
+      log_events = action.value
+    end
+  end
+  if next(log_opts) ~= nil or log_events then
+    local log = require "fdn.log"
+    if log_opts.level and (log.levels[log_opts.level] == nil) then
+      return fail("bad value for --log-level: '" .. log_opts.level
+        .. "' (expected trace, debug, info, warn, error or off)")
+    elseif log_opts.format and log_opts.format ~= "json" and log_opts.format ~= "console" then
+      return fail("bad value for --log-format: '" .. log_opts.format .. "' (expected console or json)")
+    end
+    local ok, err = pcall(log.configure, log_opts)
+    if ok and log_events then
+      ok, err = pcall(log.log_events, { pattern = log_events ~= "" and log_events or "*" })
+    end
+    if not ok then
+      return fail(type(err) == "table" and err.message or tostring(err))
+    end
+  end
+  for _, action in ipairs(actions) do
+    if action.kind:find("^log%-") then -- luacheck: ignore 542
+      -- applied above
+    elseif action.kind == "version" then
       io.stdout:write("fdn-lua ", fdn.version, " (", jit and jit.version or _VERSION, ")\n")
       return 0
     elseif action.kind == "help" then

@@ -3,16 +3,20 @@
 -- Each task has a context table; tasks it spawns inherit it. Installed
 -- tables are never mutated (set and with install a fresh copy), so a child
 -- shares its parent's table until either changes it. Outside any task, a
--- process-wide context plays the same role. The logger adds the context to
--- every record: that is how operation and request ids follow the work.
+-- process-wide context plays the same role, and it is also what a task
+-- started from outside any task (the main task of fdn.run or fdn-lua)
+-- begins with. The logger adds the context's string keys to every record:
+-- that is how operation and request ids follow the work. Keys that are not
+-- strings are private to the fdn module that set them (EventTracker keeps
+-- its current event that way) and never appear in records.
 local core = require "fdn.core"
 local errors = require "fdn.errors"
 
 local M = {}
 
-local context_get, context_set = core.context_get, core.context_set
+local context_get, context_set, c_current = core.context_get, core.context_set, core.current
 local pairs, type, pcall, error, select = pairs, type, pcall, error, select
-local unpack = unpack
+local getmetatable, unpack = getmetatable, unpack
 
 local EMPTY = setmetatable({}, {
   __newindex = function()
@@ -24,9 +28,6 @@ local outside = EMPTY -- the context outside any task
 local function current()
   local ctx = context_get()
   if ctx == nil then
-    if core.current() ~= nil then
-      return EMPTY
-    end
     return outside
   end
   return ctx
@@ -34,7 +35,7 @@ end
 
 local function install(ctx)
   if not context_set(ctx) then
-    outside = ctx
+    outside = ctx or EMPTY
   end
 end
 
@@ -48,21 +49,49 @@ local function copy_with(base, key, value)
 end
 
 --- The current context table. Treat it as read-only.
+---@return table
 function M.current()
   return current()
 end
 
 --- The value of `key` in the current context.
+---@param key string
 function M.get(key)
+  if type(key) ~= "string" then
+    errors.argerror("fdn.context.get", "key", "a string", key)
+  end
   return current()[key]
 end
 
---- Sets `key` for the rest of the current task (and tasks it spawns later).
+--- Sets `key` for the rest of the current task (and tasks it spawns later);
+-- a nil value removes it.
+---@param key string
+---@param value any
 function M.set(key, value)
   if type(key) ~= "string" then
     errors.argerror("fdn.context.set", "key", "a string", key)
   end
   install(copy_with(current(), key, value))
+end
+
+-- fdn modules keep private per-task state under a key of their own (a
+-- table), which the logger skips.
+function M._get(key)
+  return current()[key]
+end
+
+function M._set(key, value)
+  install(copy_with(current(), key, value))
+end
+
+--- Replaces the whole context with `ctx` (a table fdn.context.current()
+-- returned earlier): how scopes put back what they found.
+function M._restore(ctx)
+  if c_current() ~= nil and ctx == outside then
+    -- A task that had no context of its own goes back to inheriting.
+    ctx = nil
+  end
+  install(ctx)
 end
 
 local function pack(...)
@@ -71,11 +100,14 @@ end
 
 --- Runs fn(...) with `fields` added to the context, then restores it, also
 -- when fn raises. Tasks spawned inside keep the fields for their lifetime.
+---@param fields table
+---@param fn function
 function M.with(fields, fn, ...)
   if type(fields) ~= "table" then
     errors.argerror("fdn.context.with", "fields", "a table", fields)
   end
-  if type(fn) ~= "function" and not (getmetatable(fn) and getmetatable(fn).__call) then
+  local mt = getmetatable(fn)
+  if type(fn) ~= "function" and not (type(mt) == "table" and mt.__call) then
     errors.argerror("fdn.context.with", "fn", "a function", fn)
   end
   local saved = current()
@@ -88,10 +120,7 @@ function M.with(fields, fn, ...)
   end
   install(ctx)
   local res = pack(pcall(fn, ...))
-  install(saved ~= EMPTY and saved or nil)
-  if outside == nil then
-    outside = EMPTY
-  end
+  M._restore(saved)
   if not res[1] then
     error(res[2], 0)
   end

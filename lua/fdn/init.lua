@@ -76,9 +76,19 @@ core.set_hooks {
   end,
 }
 
+local function report_to_log(kind, info)
+  return require("fdn.log")._report(kind, info)
+end
+
 --- Where fdn reports what it cannot raise: a failed task nobody joined, a
--- deadlock it broke. Replace it to route reports elsewhere (the logger does).
+-- deadlock it broke. Reports are error records of the "fdn" logger; when
+-- the logger cannot write one they go to stderr as text. Never raises.
+-- Replace it to route reports elsewhere.
 function M.report(kind, info)
+  local logged, handled = pcall(report_to_log, kind, info)
+  if logged and handled then
+    return
+  end
   local text
   if kind == "unjoined_task_failed" then
     text = string.format("fdn: task %s failed and nobody joined it: %s",
