@@ -7,10 +7,13 @@
 #define FDN_VERSION_PATCH 0
 #define FDN_VERSION_STRING "0.1.0"
 
+#include "fdn/channel.h"
 #include "fdn/clock.h"
 #include "fdn/engine.h"
 #include "fdn/error.h"
+#include "fdn/event.h"
 #include "fdn/heap.h"
+#include "fdn/limiter.h"
 #include "fdn/rng.h"
 #include "fdn/task.h"
 #include "fdn/timer.h"
