@@ -140,6 +140,9 @@ local function worker(run)
         return stop(run, perr, i)
       end
     end
+    if cancel_pending() ~= 0 then
+      return -- cancelled, though fn swallowed it: take no more items
+    end
   end
 end
 

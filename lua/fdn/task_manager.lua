@@ -187,7 +187,7 @@ function TaskManager:create_task(fn, ...)
 end
 
 --- fdn.gather over the manager's tasks (or any tasks).
-function TaskManager:gather(...)
+function TaskManager.gather(_, ...)
   return fdn.gather(...)
 end
 
