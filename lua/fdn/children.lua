@@ -8,7 +8,7 @@ local fdn = require "fdn"
 
 local M = {}
 
-local type, pairs, pcall = type, pairs, pcall
+local type, pcall = type, pcall
 local group_new, group_wait, group_close = core.group_new, core.group_wait, core.group_close
 local task_status, task_cancel = core.task_methods.status, core.task_methods.cancel
 local scope_enter, scope_exit = core.scope_enter, core.scope_exit
@@ -21,49 +21,88 @@ function M.finished(task)
   return FINISHED[task_status(task)] == true
 end
 
---- Removes finished tasks from `set` (task -> true); returns how many are
--- left.
-function M.prune(set)
-  local n = 0
-  for t in pairs(set) do
-    if FINISHED[task_status(t)] then
-      set[t] = nil
-    else
-      n = n + 1
-    end
-  end
-  return n
+--- A list of child tasks: {n = count, task1, task2, …}. Appending is all
+-- a scope does per child; a child that ends through the scope's own
+-- wrapper adds one to `finished`, so finished children can be dropped in
+-- batches, and only when enough of them have.
+function M.list()
+  return { n = 0, finished = 0, added = 0, compact_at = 256 }
 end
 
---- Waits until every task in `set` has finished, including tasks added to
--- the set while it waits; finished tasks leave the set. Raises Cancelled
--- when the waiting task is cancelled.
-function M.wait(set, where)
-  while true do
-    local list, n = {}, 0
-    for t in pairs(set) do
-      if FINISHED[task_status(t)] then
-        set[t] = nil
-      else
-        n = n + 1
-        list[n] = t
-      end
+local function clear(list)
+  for i = 1, list.n do
+    list[i] = nil
+  end
+  list.n = 0
+  list.finished = 0
+end
+
+--- Drops finished tasks from the list, keeping the order of the others;
+-- returns how many are left.
+function M.compact(list)
+  if list.finished >= list.n then
+    clear(list) -- every one ended through the wrapper: no need to ask
+    return 0
+  end
+  local n, k = list.n, 0
+  for i = 1, n do
+    local t = list[i]
+    list[i] = nil
+    if not FINISHED[task_status(t)] then
+      k = k + 1
+      list[k] = t
     end
-    if n == 0 then
+  end
+  list.n = k
+  list.finished = 0
+  return k
+end
+
+--- Appends a task. Once the list has doubled, and at least half of it is
+-- known to have finished, the finished ones are dropped: a long-lived
+-- scope does not keep every child it ever had, and a short one pays
+-- nothing.
+function M.add(list, task)
+  local n = list.n + 1
+  list[n] = task
+  list.n = n
+  list.added = list.added + 1
+  if n >= list.compact_at then
+    if list.finished * 2 >= n then
+      M.compact(list)
+    end
+    list.compact_at = list.n * 2 + 256
+  end
+end
+
+--- Waits until every task in the list has finished, including tasks
+-- added while it waits. Raises Cancelled when the waiting task is
+-- cancelled.
+function M.wait(list, where)
+  while list.n > 0 do
+    if list.finished >= list.n then
+      clear(list)
       return
     end
+    local n, added = list.n, list.added
     local group = group_new(list, n)
     local st, cause = group_wait(group, false)
     group_close(group)
     if st then
       return wake_error(st, cause, where)
     end
+    if list.added == added then
+      clear(list) -- all of them have finished, and none came meanwhile
+      return
+    end
+    M.compact(list)
   end
 end
 
---- Cancels every task in `set` but `except`.
-function M.cancel(set, except, reason)
-  for t in pairs(set) do
+--- Cancels every task in the list but `except`.
+function M.cancel(list, except, reason)
+  for i = 1, list.n do
+    local t = list[i]
     if t ~= except then
       if reason then
         t:cancel(reason)
@@ -74,29 +113,29 @@ function M.cancel(set, except, reason)
   end
 end
 
---- Waits for the set with cancellation held off for up to
+--- Waits for the list with cancellation held off for up to
 -- fdn.cleanup_timeout seconds: how a scope that is already failing or
 -- cancelled waits for the children it cancelled. Returns true when they
 -- all finished in time.
-function M.wait_shielded(set, where)
+function M.wait_shielded(list, where)
   local scope = scope_enter(fdn.cleanup_timeout, true)
-  local ok = pcall(M.wait, set, where)
+  local ok = pcall(M.wait, list, where)
   if scope then
     scope_exit(scope)
   end
   return ok
 end
 
---- Waits for the set; if the waiting task is cancelled meanwhile, cancels
--- the set, waits for it shielded, and returns the Cancelled error (nil
+--- Waits for the list; if the waiting task is cancelled meanwhile, cancels
+-- the list, waits for it shielded, and returns the Cancelled error (nil
 -- when all finished normally).
-function M.wait_or_cancel(set, where)
-  local ok, err = pcall(M.wait, set, where)
+function M.wait_or_cancel(list, where)
+  local ok, err = pcall(M.wait, list, where)
   if ok then
     return nil
   end
-  M.cancel(set)
-  M.wait_shielded(set, where)
+  M.cancel(list)
+  M.wait_shielded(list, where)
   return err
 end
 
@@ -122,6 +161,21 @@ function M.attach(err, others, first)
     suppressed[#suppressed + 1] = others[i]
   end
   return true
+end
+
+--- Attaches `others` to `err` (see attach); when err cannot carry them (a
+-- plain string), reports each through fdn.report, so that none is lost.
+function M.attach_or_report(err, others, where)
+  if M.attach(err, others) then
+    return
+  end
+  for i = 1, #others do
+    fdn.report("suppressed_error", {
+      error = others[i],
+      message = where .. ": another error was raised instead of this one: "
+        .. errors.format(others[i]),
+    })
+  end
 end
 
 --- Validates an optional name option.

@@ -173,7 +173,7 @@ function Executor:map(fn, items, opts)
   local run = {
     fn = fn, results = {}, completed = 0, next_index = 0, failures = {},
     progress = progress, return_errors = opts.return_errors and true or false,
-    workers = {}, name = self.name, where = fname,
+    workers = children.list(), name = self.name, where = fname,
   }
   local itype = type(items)
   if itype == "table" and getmetatable(items) == nil then
@@ -199,7 +199,7 @@ function Executor:map(fn, items, opts)
   end
   local workers = run.workers
   for _ = 1, nworkers do
-    workers[c_spawn(worker, run)] = true
+    children.add(workers, c_spawn(worker, run))
   end
   local cancelled = children.wait_or_cancel(workers, fname)
   local failures = run.failures

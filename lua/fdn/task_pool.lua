@@ -70,7 +70,7 @@ function M.new(opts)
     _errors = {},   -- index -> error of failed jobs
     _fail_order = {}, -- indexes of failed jobs, in order of failure
     _waiters = 0,
-    _workers = {},
+    _workers = children.list(),
   }, TaskPool)
 end
 
@@ -156,9 +156,9 @@ local function start(self)
     self._jobs = core.queue_new(math.huge)
   end
   self._engine = engine
-  local workers = {}
+  local workers = children.list()
   for _ = 1, self.pool_size do
-    workers[c_spawn(worker, self, self._admit, self._jobs)] = true
+    children.add(workers, c_spawn(worker, self, self._admit, self._jobs))
   end
   self._workers = workers
   if not self._unhook then
@@ -301,7 +301,7 @@ end
 -- task is cancelled while it waits, the workers are cancelled too.
 function TaskPool:close()
   self:_stop_accepting()
-  if next(self._workers) == nil or c_current() == nil then
+  if self._workers.n == 0 or c_current() == nil then
     -- Nothing started, or not in a task: the workers (if any) finish the
     -- queue on their own.
     emit("task_pool.closed", self, { jobs = self._submitted, failed = #self._fail_order })

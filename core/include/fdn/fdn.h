@@ -14,6 +14,7 @@
 #include "fdn/event.h"
 #include "fdn/heap.h"
 #include "fdn/limiter.h"
+#include "fdn/nursery.h"
 #include "fdn/rng.h"
 #include "fdn/task.h"
 #include "fdn/timer.h"
