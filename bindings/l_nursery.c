@@ -67,18 +67,25 @@ static fdn_nursery_member_t *alloc_member(lfdn_nursery_t *n) {
 static void on_done(fdn_nursery_t *core, fdn_nursery_member_t *m) {
   lfdn_nursery_t *n = (lfdn_nursery_t *)core;
   lfdn_state_t *st = n->st;
-  if (fdn_task_state(m->task) == FDN_TASK_FAILED && !n->collected &&
-      !st->closed && n->failures_ref != LUA_NOREF) {
-    /* Still anchored by its engine: the finish is not over yet. */
-    lua_State *W = st->W;
-    lua_rawgeti(W, LUA_REGISTRYINDEX, n->failures_ref);
-    lfdn_task_push(W, (lfdn_task_t *)m->task);
-    lua_rawseti(W, -2, (int)++n->nfailed);
-    lua_pop(W, 1);
-  }
+  lfdn_task_t *task = (lfdn_task_t *)m->task;
+  int record = fdn_task_state(m->task) == FDN_TASK_FAILED && !n->collected &&
+               !st->closed && n->failures_ref != LUA_NOREF;
+  int ref = n->failures_ref, index = (int)(n->nfailed + (record ? 1 : 0));
+  /* Done with the nursery's memory first: the Lua calls below may run a
+   * GC step, and with it the nursery's own finalizer.
+   */
+  n->nfailed = (uint32_t)index;
   m->task = NULL;
   m->next = n->free_members;
   n->free_members = m;
+  if (record) {
+    /* Still anchored by its engine: its finish is not over yet. */
+    lua_State *W = st->W;
+    lua_rawgeti(W, LUA_REGISTRYINDEX, ref);
+    lfdn_task_push(W, task);
+    lua_rawseti(W, -2, index);
+    lua_pop(W, 1);
+  }
 }
 
 static uint64_t check_limit(lua_State *L, int idx) {
@@ -125,6 +132,8 @@ static int l_nursery_spawn(lua_State *L) {
                       "task failed or the scope was cancelled)");
   lfdn_task_spawn(L, engine, 2, LFDN_TASK_DEFERRED);
   task = lua_touserdata(L, -1);
+  /* What task:describe() and deadlock reports show until it starts. */
+  task->where = "TaskManager (waiting for a slot)";
   member = alloc_member(n);
   if (member == NULL) {
     lfdn_task_abandon(task); /* never to be started: end it now */

@@ -318,6 +318,21 @@ describe("fdn.TaskManager", function()
     assert.same({ name = "again", tasks = 1, failed = 0 }, closed[2])
   end)
 
+  it("lets fdn.run break a deadlock inside the scope, waiting children included", function()
+    local ok, err = pcall(fdn.run, function()
+      local never = fdn.Event.new()
+      fdn.with(fdn.TaskManager.new { max_concurrent = 2 }, function(tm)
+        for _ = 1, 10 do
+          tm:create_task(function() never:wait() end)
+        end
+      end)
+    end, VIRTUAL)
+    assert.is_false(ok)
+    assert.is_true(errors.is(err, errors.Deadlock))
+    -- The engine closed cleanly: another run works.
+    assert.equal("after", fdn.run(function() return "after" end))
+  end)
+
   it("must be entered from a task", function()
     local tm = fdn.TaskManager.new()
     expect_error(errors.InvalidState, tm.__enter, tm)

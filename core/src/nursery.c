@@ -3,6 +3,7 @@
 #include <stddef.h>
 
 #include "fdn/error.h"
+#include "internal.h"
 
 int fdn_nursery_init(fdn_nursery_t *nursery, uint64_t limit, int fail_fast,
                      fdn_nursery_cb on_done) {
@@ -99,7 +100,11 @@ static void on_finished(fdn_listener_t *listener, fdn_task_t *task) {
     if (n->fail_fast)
       fdn_nursery_abort(n);
   }
-  fill_slots(n);
+  /* An engine shutting down abandons its tasks one by one: starting a
+   * waiting child now would bring it back to life behind the shutdown.
+   */
+  if (!(task->flags & FDN__TASK_ABANDONED))
+    fill_slots(n);
   if (n->nrunning + n->npending == 0)
     fdn_waitq_wake_all(&n->waiters, 0);
   /* Last: the callback may free the member, or run code that drops the
