@@ -74,7 +74,7 @@ static size_t check_maxsize(lua_State *L, int idx) {
   if (lua_type(L, idx) == LUA_TNUMBER && n == (lua_Number)HUGE_VAL)
     return FDN_CHANNEL_UNBOUNDED;
   if (lua_type(L, idx) != LUA_TNUMBER || n != n || n < 1 ||
-      n != (lua_Number)(uint64_t)n || n > 9007199254740992.0)
+      n > 9007199254740992.0 || n != (lua_Number)(uint64_t)n)
     lfdn_argerror(L, "Queue.new", "maxsize",
                   "an integer >= 1 (or math.huge for no limit)", idx);
   return (size_t)n;

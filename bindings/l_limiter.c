@@ -19,7 +19,7 @@ static uint64_t check_count(lua_State *L, int idx, const char *fname,
                             const char *param) {
   lua_Number n = lua_tonumber(L, idx);
   if (lua_type(L, idx) != LUA_TNUMBER || n != n || n < 0 ||
-      n != (lua_Number)(uint64_t)n || n > 9007199254740992.0)
+      n > 9007199254740992.0 || n != (lua_Number)(uint64_t)n)
     lfdn_argerror(L, fname, param, "a non-negative integer", idx);
   return (uint64_t)n;
 }

@@ -329,7 +329,7 @@ describe("fdn.Queue", function()
   end)
 
   it("rejects bad arguments with InvalidArgument naming the parameter", function()
-    for _, bad in ipairs({ 0, -1, 1.5, "2", 0 / 0, -math.huge }) do
+    for _, bad in ipairs({ 0, -1, 1.5, "2", 0 / 0, -math.huge, 1e300 }) do
       local err = expect_error(errors.InvalidArgument, fdn.Queue.new, bad)
       assert.matches("Queue.new: bad argument 'maxsize'", err.message)
     end

@@ -342,7 +342,7 @@ describe("fdn.Semaphore", function()
 
   it("rejects bad arguments with InvalidArgument naming the parameter", function()
     local S = fdn.Semaphore
-    for _, bad in ipairs({ -1, 1.5, "3", 0 / 0, math.huge }) do
+    for _, bad in ipairs({ -1, 1.5, "3", 0 / 0, math.huge, 1e300 }) do
       local err = expect_error(errors.InvalidArgument, S.new, bad)
       assert.matches("Semaphore.new: bad argument 'n'", err.message)
     end

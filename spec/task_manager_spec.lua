@@ -4,6 +4,8 @@ local events = require "fdn.events"
 
 local VIRTUAL = { clock = "virtual" }
 
+local module_manager = fdn.TaskManager.new { max_concurrent = 2, name = "module" } -- no engine yet
+
 local function expect_error(class, fn, ...)
   local ok, err = pcall(fn, ...)
   assert.is_false(ok, "expected an error")
@@ -331,6 +333,18 @@ describe("fdn.TaskManager", function()
     assert.is_true(errors.is(err, errors.Deadlock))
     -- The engine closed cleanly: another run works.
     assert.equal("after", fdn.run(function() return "after" end))
+  end)
+
+  it("made at module level, serves one fdn.run after another", function()
+    for round = 1, 2 do
+      local r = fdn.run(function()
+        return fdn.with(module_manager, function(tm)
+          return tm:gather(tm:create_task(function() fdn.sleep(1) return round end),
+            tm:create_task(function() return round * 10 end))
+        end)
+      end, VIRTUAL)
+      assert.same({ round, round * 10 }, r)
+    end
   end)
 
   it("must be entered from a task", function()
