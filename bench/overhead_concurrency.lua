@@ -4,8 +4,13 @@
 -- index) and checks the results; the variants run interleaved, round after
 -- round, and each figure is the median over the rounds.
 --   fdn-lua bench/overhead_concurrency.lua [rounds] [n]
+-- With a third argument k (0 for nothing), runs variant k once and prints
+-- nothing: for instruction counts that do not depend on a noisy machine,
+--   valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+--     fdn-lua bench/overhead_concurrency.lua 1 20000 k
 local rounds = tonumber((...)) or 7
 local N = tonumber(arg[2]) or 100000
+local only = tonumber(arg[3])
 
 local function work(i)
   fdn.sleep(0)
@@ -73,6 +78,13 @@ local variants = {
     end,
   },
 }
+
+if only then
+  if variants[only] then
+    variants[only].run()
+  end
+  return
+end
 
 local function median(t)
   local s = {}
