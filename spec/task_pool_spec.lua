@@ -258,6 +258,34 @@ describe("fdn.TaskPool", function()
     end, VIRTUAL)
   end)
 
+  it("keeps memory flat over many jobs: results are forgotten once gathered or not kept", function()
+    local growth = {}
+    fdn.run(function()
+      for _, keep in ipairs({ true, false }) do
+        local pool = fdn.TaskPool.new { pool_size = 4, queue_size = 16, keep_results = keep }
+        collectgarbage()
+        collectgarbage()
+        local base = collectgarbage("count")
+        for i = 1, 50000 do
+          pool:submit(function() return "result " .. i end)
+          if keep and i % 1000 == 0 then
+            assert.equal(1000, pool:gather_results().n)
+          end
+        end
+        local last = pool:gather_results()
+        pool:close()
+        assert.equal(keep and 0 or 50000, last.n)
+        assert.is_nil(last[1])
+        collectgarbage()
+        collectgarbage()
+        growth[#growth + 1] = collectgarbage("count") - base
+      end
+    end)
+    for _, kb in ipairs(growth) do
+      assert.is_true(kb < 200, "heap grew by " .. kb .. " KB")
+    end
+  end)
+
   it("made at module level, starts its workers in the engine that submits", function()
     local r = fdn.run(function()
       module_pool:submit(function() fdn.sleep(0.1) return "from module pool" end)

@@ -41,12 +41,12 @@ local ECLOSED = core.ECLOSED
 local is_callable, wake_error = fdn.is_callable, fdn._wake_error
 local is_cancelled = children.is_cancelled
 
-local NIL = {} -- a job's nil result
-
 --- Makes a pool. opts.pool_size: workers (an integer >= 1, required);
 -- opts.queue_size: jobs accepted but not yet started (an integer >= 1 or
--- math.huge; default pool_size); opts.name: shown in its errors and events.
----@param opts {pool_size: integer, queue_size?: integer, name?: string}
+-- math.huge; default pool_size); opts.keep_results = false: drop successful
+-- jobs' results (only failures are kept for gather_results), for pools fed
+-- forever; opts.name: shown in its errors and events.
+---@param opts {pool_size: integer, queue_size?: integer, keep_results?: boolean, name?: string}
 function M.new(opts)
   if type(opts) ~= "table" then
     argerror("TaskPool.new", "opts", "a table with pool_size", opts)
@@ -66,7 +66,9 @@ function M.new(opts)
     _submitted = 0, -- jobs accepted so far; a job's number is its index
     _gathered = 0,  -- results before this index were handed out
     _done_upto = 0, -- every job up to here has finished
-    _results = {},  -- index -> result (NIL for nil) of finished jobs
+    keep_results = opts.keep_results ~= false,
+    _ahead = {},    -- finished jobs past _done_upto
+    _results = {},  -- index -> non-nil result of finished jobs
     _errors = {},   -- index -> error of failed jobs
     _fail_order = {}, -- indexes of failed jobs, in order of failure
     _waiters = 0,
@@ -96,25 +98,30 @@ local function wake_gatherers(self)
 end
 
 local function finish_job(self, index, ok, result)
-  if ok then
-    self._results[index] = result == nil and NIL or result
-  else
+  if not ok then
     self._errors[index] = result
     local order = self._fail_order
     order[#order + 1] = index
     emit("task_pool.job_failed", self, { job = index, error = result })
+  elseif result ~= nil and self.keep_results then
+    self._results[index] = result
   end
+  -- Jobs finish roughly in order: only those ahead of the first unfinished
+  -- one are remembered, so this costs O(pool_size) memory, not O(jobs).
   local upto = self._done_upto
   if index == upto + 1 then
-    local results, errs = self._results, self._errors
+    local ahead = self._ahead
     upto = index
-    while results[upto + 1] ~= nil or errs[upto + 1] ~= nil do
+    while ahead[upto + 1] do
+      ahead[upto + 1] = nil
       upto = upto + 1
     end
     self._done_upto = upto
     if self._waiters > 0 then
       wake_gatherers(self)
     end
+  else
+    self._ahead[index] = true
   end
 end
 
@@ -242,14 +249,10 @@ function TaskPool:gather_results(opts)
   for i = from, target do
     local r = results[i]
     if r ~= nil then
-      if r ~= NIL then
-        list[i - from + 1] = r
-      end
+      list[i - from + 1] = r
       results[i] = nil
-    else
-      if return_errors then
-        list[i - from + 1] = errs[i]
-      end
+    elseif return_errors then
+      list[i - from + 1] = errs[i]
     end
   end
   local order, kept = self._fail_order, {}
