@@ -259,6 +259,8 @@ describe("fdn.ConcurrentExecutor", function()
     end
     expect_error(errors.InvalidArgument, E.new, { max_workers = 1, name = 3 })
     local ex = E.new { max_workers = 2, name = "x" }
+    local outside = expect_error(errors.InvalidState, ex.map, ex, print, { 1 })
+    assert.matches("ConcurrentExecutor 'x':map: must be called from a task", outside.message)
     fdn.run(function()
       local err = expect_error(errors.InvalidArgument, ex.map, ex, nil, {})
       assert.matches("ConcurrentExecutor 'x':map: bad argument 'fn'", err.message)

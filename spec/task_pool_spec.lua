@@ -296,6 +296,22 @@ describe("fdn.TaskPool", function()
     assert.equal("from module pool", r)
   end)
 
+  it("refuses a submit from a cancelled task, even with room", function()
+    fdn.run(function()
+      local pool = fdn.TaskPool.new { pool_size = 1, queue_size = 5 }
+      local t = fdn.spawn(function()
+        fdn.current():cancel()
+        return pool:submit(function() end)
+      end)
+      local ok, err = t:wait()
+      assert.is_false(ok)
+      assert.is_true(errors.is(err, errors.Cancelled))
+      assert.equal(0, pool:pending())
+      assert.same({ n = 0 }, pool:gather_results())
+      pool:close()
+    end)
+  end)
+
   it("must submit from a task", function()
     local pool = fdn.TaskPool.new { pool_size = 1 }
     expect_error(errors.InvalidState, pool.submit, pool, function() end)

@@ -17,10 +17,6 @@ local is_error, class_of, Cancelled = errors.is, errors.class_of, errors.Cancell
 
 local FINISHED = { done = true, failed = true, cancelled = true }
 
-function M.finished(task)
-  return FINISHED[task_status(task)] == true
-end
-
 --- A list of child tasks: {n = count, task1, task2, …}. Appending is all
 -- a scope does per child; a child that ends through the scope's own
 -- wrapper adds one to `finished`, so finished children can be dropped in

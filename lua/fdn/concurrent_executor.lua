@@ -159,6 +159,9 @@ end
 ---@param opts? {progress_callback?: function, return_errors?: boolean, total?: integer}
 function Executor:map(fn, items, opts)
   local fname = where(self, "map")
+  if core.current() == nil then
+    error(errors.InvalidState.new(fname .. ": must be called from a task (inside fdn.run or fdn-lua)"), 2)
+  end
   if not is_callable(fn) then
     argerror(fname, "fn", "a function", fn)
   end

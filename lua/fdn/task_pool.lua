@@ -193,8 +193,11 @@ function TaskPool:submit(fn, ...)
   end
   start(self)
   local admit = self._admit
-  if not c_try_acquire(admit) then
-    emit("task_pool.full", self, { queue_size = self.queue_size })
+  -- A cancelled task is refused here, even with room (sticky cancellation).
+  if cancel_pending() ~= 0 or not c_try_acquire(admit) then
+    if cancel_pending() == 0 then
+      emit("task_pool.full", self, { queue_size = self.queue_size })
+    end
     local st, cause = c_acquire(admit)
     if st then
       if st == ECLOSED then
@@ -209,8 +212,12 @@ function TaskPool:submit(fn, ...)
     error(errors.Closed.new(where(self, "submit") .. ": the pool was closed"), 2)
   end
   local index = self._submitted + 1
+  local st, cause = c_put(self._jobs, { index, fn, select("#", ...), ... })
+  if st then
+    c_release(admit) -- never parks (the queue has no limit); refused: undo
+    return wake_error(st, cause, where(self, "submit"))
+  end
   self._submitted = index
-  c_put(self._jobs, { index, fn, select("#", ...), ... })
   return index
 end
 
