@@ -55,7 +55,18 @@ static int l_scope_exit(lua_State *L) {
   return 2;
 }
 
-/* cancel_pending() -> cause: 0 none, 1 the task's own, 2 a deadline. */
+/* scope_cancel(scope): cancels what runs inside the scope (a structured
+ * scope stopping its body); returns false once the scope was exited.
+ */
+static int l_scope_cancel(lua_State *L) {
+  lfdn_scope_t *scope = luaL_checkudata(L, 1, LFDN_SCOPE_MT);
+  lua_pushboolean(L, fdn_scope_cancel(&scope->core) == 0);
+  return 1;
+}
+
+/* cancel_pending() -> cause: 0 none, 1 the task's own, 2 a deadline, 3 a
+ * cancelled scope.
+ */
 static int l_cancel_pending(lua_State *L) {
   lfdn_state_t *st = lfdn_state(L);
   lfdn_task_t *task = lfdn_task_current(st->engine);
@@ -67,8 +78,11 @@ void lfdn_open_scope(lua_State *L) {
   static const luaL_Reg funcs[] = {{"scope_enter", l_scope_enter},
                                    {"scope_exit", l_scope_exit},
                                    {"cancel_pending", l_cancel_pending},
+                                   {"scope_cancel", l_scope_cancel},
                                    {NULL, NULL}};
   luaL_newmetatable(L, LFDN_SCOPE_MT);
   lua_pop(L, 1);
+  lua_pushinteger(L, FDN_CANCEL_SCOPE);
+  lua_setfield(L, -3, "CANCEL_SCOPE");
   lfdn_register(L, funcs);
 }

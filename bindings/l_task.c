@@ -101,7 +101,8 @@ int lfdn_task_spawn(lua_State *L, lfdn_engine_t *engine, int first, int flags) {
   for (i = first; i <= top; i++)
     lua_pushvalue(L, i);
   lua_xmove(L, co, n);
-  fdn_task_start(&task->core);
+  if (!(flags & LFDN_TASK_DEFERRED))
+    fdn_task_start(&task->core);
   return 1;
 }
 

@@ -70,7 +70,9 @@ enum {
   LFDN_TASK_DAEMON = 4u,
   LFDN_TASK_ROOT = 8u,
   LFDN_TASK_PACKED = 16u, /* several results, packed in a table */
-  LFDN_TASK_PARKED = 32u  /* parked by core.park, so core.wake may wake it */
+  LFDN_TASK_PARKED = 32u, /* parked by core.park, so core.wake may wake it */
+  /* Spawned NEW: its owner (a nursery) starts it. */
+  LFDN_TASK_DEFERRED = 64u
 };
 
 struct lfdn_task_s {

@@ -45,7 +45,7 @@ fdn_cancel_cause_t fdn_task_cancel_pending(const fdn_task_t *task) {
   const fdn_scope_t *scope;
   for (scope = task->scope; scope != NULL; scope = scope->parent) {
     if (scope->expired)
-      return FDN_CANCEL_DEADLINE;
+      return scope->cancelled ? FDN_CANCEL_SCOPE : FDN_CANCEL_DEADLINE;
     if (scope->shield)
       return FDN_CANCEL_NONE;
   }
@@ -293,6 +293,7 @@ int fdn_scope_enter(fdn_task_t *task, fdn_scope_t *scope, uint64_t deadline_ns,
   fdn_heap_node_init(&scope->deadline, FDN__TAG_SCOPE);
   scope->shield = shield != 0;
   scope->expired = 0;
+  scope->cancelled = 0;
   if (deadline_ns != FDN_FOREVER) {
     if (deadline_ns <= fdn_engine_now(task->engine)) {
       scope->expired = 1;
@@ -306,6 +307,19 @@ int fdn_scope_enter(fdn_task_t *task, fdn_scope_t *scope, uint64_t deadline_ns,
   scope->task = task;
   scope->entered = 1;
   task->scope = scope;
+  return 0;
+}
+
+int fdn_scope_cancel(fdn_scope_t *scope) {
+  fdn_task_t *task = scope->task;
+  if (!scope->entered || task == NULL)
+    return FDN_ESTATE;
+  fdn__engine_disarm(task->engine, &scope->deadline);
+  scope->cancelled = !scope->expired || scope->cancelled;
+  scope->expired = 1;
+  if (task->state == FDN_TASK_WAITING &&
+      fdn_task_cancel_pending(task) != FDN_CANCEL_NONE)
+    fdn_task_wake(task, FDN_ECANCELED);
   return 0;
 }
 

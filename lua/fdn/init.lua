@@ -19,6 +19,7 @@ local join_wait, task_outcome = core.join_wait, core.task_outcome
 local scope_enter, scope_exit = core.scope_enter, core.scope_exit
 local ECANCELED, ETIMEDOUT, ECLOSED = core.ECANCELED, core.ETIMEDOUT, core.ECLOSED
 local CANCEL_DEADLINE = core.CANCEL_DEADLINE
+local CANCEL_SCOPE = core.CANCEL_SCOPE
 
 local Cancelled, Timeout, InvalidState = errors.Cancelled, errors.Timeout, errors.InvalidState
 local argerror, is_error = errors.argerror, errors.is
@@ -50,6 +51,7 @@ local function wake_error(st, cause, fname)
   if st == ECANCELED then
     local task = c_current()
     local reason = cause == CANCEL_DEADLINE and "deadline exceeded"
+      or cause == CANCEL_SCOPE and "its scope was cancelled"
       or (task and reasons[task]) or "task cancelled"
     error(Cancelled.new(fname .. ": " .. reason, {
       context = { task_id = task and task.id, reason = reason },
@@ -311,6 +313,20 @@ function M.with(manager, fn)
   local err = nil
   if not res[1] then
     err = res[2]
+  end
+  if manager.__exit_unshielded then
+    -- A manager whose exit waits for work it started (a TaskManager) runs
+    -- its __exit unshielded, so it may wait as long as that work runs and
+    -- still see a cancellation; it shields its own cleanup, and raises fn's
+    -- error or the one that explains it (the failure of a child that made
+    -- it cancel fn).
+    local exit = pack(pcall(manager.__exit, manager, err))
+    if not exit[1] then
+      error(exit[2], 0)
+    elseif not res[1] then
+      error(err, 0)
+    end
+    return unpack(res, 2, res.n)
   end
   local exit = shielded(manager.__exit, manager, err)
   if not res[1] then

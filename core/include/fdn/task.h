@@ -43,8 +43,9 @@ typedef enum {
 /* What fdn_task_cancel_pending() reports. */
 typedef enum {
   FDN_CANCEL_NONE = 0,
-  FDN_CANCEL_TASK = 1,    /* fdn_task_cancel() was called */
-  FDN_CANCEL_DEADLINE = 2 /* a scope's deadline passed */
+  FDN_CANCEL_TASK = 1,     /* fdn_task_cancel() was called */
+  FDN_CANCEL_DEADLINE = 2, /* a scope's deadline passed */
+  FDN_CANCEL_SCOPE = 3     /* fdn_scope_cancel() was called */
 } fdn_cancel_cause_t;
 
 /* FIFO of parked tasks, linked through the tasks themselves. */
@@ -73,6 +74,7 @@ struct fdn_scope_s {
   uint8_t shield;
   uint8_t expired;
   uint8_t entered;
+  uint8_t cancelled; /* expired by fdn_scope_cancel(), not the deadline */
 };
 
 struct fdn_task_s {
@@ -88,6 +90,7 @@ struct fdn_task_s {
   fdn_waitq_t joiners;
   fdn_listener_t *listeners;
   fdn_scope_t *scope;
+  intptr_t handoff; /* a value handed over with a wake (a channel item) */
   int32_t wake_status;
   uint8_t state;
   uint8_t flags;
@@ -196,6 +199,14 @@ static inline fdn_task_t *fdn_waitq_first(const fdn_waitq_t *q) {
  */
 int fdn_scope_enter(fdn_task_t *task, fdn_scope_t *scope, uint64_t deadline_ns,
                     int shield);
+
+/* Cancels what runs inside an entered scope, as if its deadline had
+ * passed: the task sees FDN_CANCEL_SCOPE (and is woken at once if parked),
+ * and fdn_scope_exit() reports the scope expired. How a structured scope
+ * stops its body when one of its children fails. Returns FDN_ESTATE when
+ * the scope is not entered.
+ */
+int fdn_scope_cancel(fdn_scope_t *scope);
 
 /* Leaves the innermost scope. Returns 1 when its deadline had passed, 0
  * when not, FDN_ESTATE when `scope` is not the innermost one entered.

@@ -1,0 +1,94 @@
+/* Events as Lua sees them: the userdata behind fdn.Event. Setting one
+ * wakes every waiter in a single C call, however many there are.
+ */
+#include <string.h>
+
+#include "lfdn_wait.h"
+
+static fdn_event_t *check_event(lua_State *L, const char *fname) {
+  return lfdn_check_self(L, 1, fname, "an Event");
+}
+
+static int l_event_new(lua_State *L) {
+  fdn_event_t *ev = lua_newuserdata(L, sizeof(*ev));
+  memset(ev, 0, sizeof(*ev));
+  fdn_event_init(ev);
+  lua_pushvalue(L, lua_upvalueindex(2));
+  lua_setmetatable(L, -2);
+  return 1;
+}
+
+/* event_wait(ev, timeout): nothing once the event is set; "st, cause" when
+ * cancelled or timed out.
+ */
+static int l_event_wait(lua_State *L) {
+  fdn_event_t *ev = check_event(L, "Event:wait");
+  uint64_t timeout = lfdn_check_timeout(L, 2, "Event:wait");
+  lfdn_task_t *task = lfdn_parkable_task(L);
+  int rc;
+  if (task == NULL) {
+    if (fdn_event_is_set(ev))
+      return 0;
+    lfdn_suspendable(L, "Event:wait");
+  }
+  rc = fdn_event_wait(ev, &task->core, timeout);
+  if (rc == 1)
+    return 0;
+  if (rc == 0)
+    return lfdn_yield(L, task, "Event:wait");
+  return lfdn_wait_failed(L, task, rc, "Event:wait");
+}
+
+static int l_set(lua_State *L) {
+  fdn_event_set(check_event(L, "Event:set"));
+  return 0;
+}
+
+static int l_clear(lua_State *L) {
+  fdn_event_clear(check_event(L, "Event:clear"));
+  return 0;
+}
+
+static int l_is_set(lua_State *L) {
+  lua_pushboolean(L, fdn_event_is_set(check_event(L, "Event:is_set")));
+  return 1;
+}
+
+static int l_waiting(lua_State *L) {
+  fdn_event_t *ev = check_event(L, "Event:waiting");
+  lua_pushnumber(L, (lua_Number)fdn_event_waiting(ev));
+  return 1;
+}
+
+static int l_tostring(lua_State *L) {
+  fdn_event_t *ev = lua_touserdata(L, 1);
+  lua_pushfstring(L, "fdn.Event(%s, %d waiting)",
+                  fdn_event_is_set(ev) ? "set" : "clear",
+                  (int)fdn_event_waiting(ev));
+  return 1;
+}
+
+void lfdn_open_event(lua_State *L) {
+  static const luaL_Reg methods[] = {{"set", l_set},
+                                     {"clear", l_clear},
+                                     {"is_set", l_is_set},
+                                     {"waiting", l_waiting},
+                                     {NULL, NULL}};
+  static const luaL_Reg funcs[] = {
+      {"event_new", l_event_new}, {"event_wait", l_event_wait}, {NULL, NULL}};
+  int state = lua_gettop(L), module = state - 1, mt;
+  lua_newtable(L);
+  mt = lua_gettop(L);
+  lua_newtable(L);
+  lfdn_register_with_mt(L, methods, state, mt);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, module, "event_methods");
+  lua_setfield(L, mt, "__index");
+  lua_pushcfunction(L, l_tostring);
+  lua_setfield(L, mt, "__tostring");
+  lua_pushliteral(L, "fdn.Event");
+  lua_setfield(L, mt, "__name");
+  lua_pushvalue(L, module);
+  lfdn_register_with_mt(L, funcs, state, mt);
+  lua_settop(L, state);
+}
