@@ -1,7 +1,8 @@
 -- W4, retry overhead: n sequential calls of a function that fails twice
 -- and then succeeds, through fdn.retry with zero delay (3n attempts).
 -- form "raise": failures raised with error(); form "nil": failures
--- returned as nil, err and retried through retry_if_result, no error raised.
+-- returned as nil, err and retried through retry_if_result = "nil", no
+-- error raised.
 --   fdn-lua bench/fdn/w4_retry.lua [n] [raise|nil]
 local common = dofile(arg[0]:gsub("[^/]*$", "") .. "../lib/common.lua")
 local n = common.size(..., 100000)
@@ -35,9 +36,7 @@ end
 
 local policy = { max_attempts = 3, delay = 0 }
 if form == "nil" then
-  policy.retry_if_result = function(value)
-    return value == nil
-  end
+  policy.retry_if_result = "nil" -- the shorthand for the nil, err convention
 end
 local ok, call = pcall(fdn.retry, policy)
 if not ok then

@@ -81,7 +81,8 @@ M.list = {
     what = "bare LuaJIT: coroutine.resume from a Lua loop (W0), hello world (S0)",
     workloads = set_of { "W0", "S0" },
     probe = function(ctx)
-      return output(ctx, { ctx.luajit, "-v" })
+      local v, why = output(ctx, { ctx.luajit, "-v" })
+      return v and v:match("^(.-)%s+%-%-") or v, why
     end,
     argv = function(ctx, w, n)
       if w == "S0" then

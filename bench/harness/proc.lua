@@ -104,7 +104,8 @@ function M.run(argv, opts)
   local t0 = M.now()
   local rc = C.posix_spawnp(pid, argv[1], fa, nil, c_argv, c_envp)
   C.posix_spawn_file_actions_destroy(fa)
-  local _ = keep_argv, keep_envp
+  -- The argument strings must live until posix_spawnp has copied them.
+  local _ = { keep_argv, keep_envp }
   if rc ~= 0 then
     os.remove(out_path)
     os.remove(err_path)

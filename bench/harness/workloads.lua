@@ -211,7 +211,7 @@ function M.check(w, r, n)
     if r.n ~= n then
       return string.format("ran n = %s, asked for %d", tostring(r.n), n)
     end
-    if type(r.elapsed) ~= "number" or not (r.elapsed > 0) then
+    if type(r.elapsed) ~= "number" or r.elapsed ~= r.elapsed or r.elapsed <= 0 then
       return "no elapsed time"
     end
   end

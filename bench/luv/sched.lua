@@ -21,7 +21,7 @@ local function drain()
     queue[head] = nil
     head = head + 1
     current = t
-    local co, ok, res = t.co, nil, nil
+    local co, ok, res = t.co
     local args = t.args
     if args then
       t.args = nil
