@@ -221,6 +221,30 @@ describe("bench harness runner", function()
   end)
 end)
 
+describe("bench harness callgrind", function()
+  it("counts the marginal instructions per task of a checked run", function()
+    if not harness.proc.which("valgrind") then
+      pending("valgrind not installed (Debian: valgrind)")
+      return
+    end
+    if ctx.status["floor-coro"].absent then
+      pending("floor-coro: " .. ctx.status["floor-coro"].absent)
+      return
+    end
+    if os.getenv("FDN_SANITIZE") == "1" then
+      pending("this build is instrumented by AddressSanitizer, which valgrind cannot run")
+      return
+    end
+    local entries = harness.callgrind(ctx, { only = "W1", peers = "floor-coro", n1 = 200, n2 = 400 })
+    assert.equal(1, #entries)
+    local e = entries[1]
+    assert.equal("ok", e.status, e.reason)
+    assert.is_true(e.i2 > e.i1)
+    assert.equal((e.i2 - e.i1) / 200, e.per_task)
+    assert.matches("| W1 | floor-coro |", report.callgrind(entries), 1, true)
+  end)
+end)
+
 describe("bench report", function()
   it("gives medians, quartiles and spreads", function()
     local s = report.stats { 5, 1, 3, 2, 4 }

@@ -61,12 +61,23 @@ local function last_json_line(text)
   return nil
 end
 
-local function tail(text, lines)
-  local all = {}
+-- The gist of a program's error output: its first line (where Lua and
+-- fdn-lua put the message) and its last (where Python and Node put it).
+local function brief(text)
+  local lines = {}
   for l in (text or ""):gmatch("[^\n]+") do
-    all[#all + 1] = l
+    if l:match("%S") then
+      lines[#lines + 1] = l
+    end
   end
-  return table.concat(all, " | ", math.max(1, #all - lines + 1))
+  local s = lines[1] or ""
+  if #lines > 1 then
+    s = s .. " … " .. lines[#lines]
+  end
+  if #s > 300 then
+    s = s:sub(1, 297) .. "..."
+  end
+  return s
 end
 
 local function median(list)
@@ -101,7 +112,7 @@ function M.run_once(ctx, row, w, n)
       local res = proc.run(argv, { env = ctx.env, poll = false })
       if res.code ~= 0 or res.signal ~= 0 then
         return { status = "fail", error = string.format("exit %d%s: %s", res.code,
-          res.signal ~= 0 and (" signal " .. res.signal) or "", tail(res.stderr, 3)) }
+          res.signal ~= 0 and (" signal " .. res.signal) or "", brief(res.stderr)) }
       end
       local why = workloads.check(w, { stdout = res.stdout }, n)
       if why then
@@ -122,10 +133,10 @@ function M.run_once(ctx, row, w, n)
   end
   if res.code ~= 0 or res.signal ~= 0 then
     return { status = "fail", error = string.format("exit %d%s: %s", res.code,
-      res.signal ~= 0 and (" signal " .. res.signal) or "", tail(res.stderr, 3)) }
+      res.signal ~= 0 and (" signal " .. res.signal) or "", brief(res.stderr)) }
   end
   if not r then
-    return { status = "fail", error = "no JSON result line: " .. tail(res.stdout, 2) }
+    return { status = "fail", error = "no JSON result line: " .. brief(res.stdout) }
   end
   local why = workloads.check(w, r, n)
   if why then
@@ -215,11 +226,12 @@ M.CALLGRIND_PEERS = { fdn = true, luv = true, ["floor-coro"] = true }
 function M.callgrind_count(ctx, row, w, n)
   local argv = peers.argv(ctx, row, w.id, n)
   local cmd = { "valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null" }
-  if proc.which("setarch") then
+  local arch = proc.which("setarch") and proc.output({ "uname", "-m" }, { env = ctx.env })
+  if arch then
     -- Without address randomisation, pointer-keyed tables hash the same
-    -- way every run, so the count repeats exactly.
+    -- way every run, so the counts repeat more closely.
     table.insert(cmd, 1, "-R")
-    table.insert(cmd, 1, "x86_64")
+    table.insert(cmd, 1, (arch:gsub("%s+$", "")))
     table.insert(cmd, 1, "setarch")
   end
   for _, a in ipairs(argv) do
@@ -237,7 +249,7 @@ function M.callgrind_count(ctx, row, w, n)
     return nil, "absent", r.absent
   end
   if res.code ~= 0 then
-    return nil, "fail", string.format("exit %d: %s", res.code, tail(res.stderr, 3))
+    return nil, "fail", string.format("exit %d: %s", res.code, brief(res.stderr))
   end
   local why = workloads.check(w, r, n)
   if why then

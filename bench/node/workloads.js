@@ -3,7 +3,8 @@
 //   node bench/node/workloads.js <workload> [n] [--variant p-limit|hand]
 // W2 uses p-limit when it can be required (Debian's node-p-limit through
 // NODE_PATH=/usr/share/nodejs, or an npm install on NODE_PATH), else a
-// hand-written limiter; the JSON line says which ran.
+// hand-written limiter; the JSON line says which ran. --variant p-limit
+// insists on p-limit, --variant hand on the hand-written one.
 
 const fs = require('fs');
 
@@ -112,6 +113,8 @@ W.W2 = async (n, variant) => {
     if (p.limit) {
       make = p.limit;
       used = 'p-limit';
+    } else if (variant === 'p-limit') {
+      throw new Error(`p-limit asked for but not loadable: ${p.why}`);
     }
   }
   const limit = make(limitN);
@@ -343,4 +346,7 @@ async function main(argv) {
   process.stdout.write(JSON.stringify(result) + '\n');
 }
 
-main(process.argv.slice(2));
+main(process.argv.slice(2)).catch((e) => {
+  process.stderr.write(`${e.stack}\n${e.message}\n`);
+  process.exit(1);
+});
