@@ -1,5 +1,5 @@
 # Entry points; each sets up what is missing on a fresh Debian machine.
-.PHONY: run check check-asan build clean lint
+.PHONY: run check check-asan build clean lint bench bench-callgrind
 
 run:
 	@scripts/run.sh
@@ -14,10 +14,21 @@ build:
 	@scripts/setup.sh && scripts/build.sh
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-release
 
 lint:
 	@scripts/setup.sh && luacheck -q lua spec examples bench && \
 	  clang-format --dry-run --Werror core/src/*.c core/include/fdn/*.h \
 	    bindings/*.c bindings/*.h bindings/include/fdn/*.h spec/core/*.c spec/embed/*.c \
-	    spec/core/*.h examples/*.c && echo "lint: clean"
+	    spec/core/*.h examples/*.c bench/floor/*.c && echo "lint: clean"
+
+# Benchmarks beside the peers (docs/performance.md): installs the peers,
+# builds a release into build-release/, prints one table. Options:
+# make bench RUNS=3 ONLY=W1,W3 PEERS=fdn,luv SCALE=0.5 CALLGRIND=no
+bench:
+	@RUNS="$(RUNS)" ONLY="$(ONLY)" PEERS="$(PEERS)" SCALE="$(SCALE)" N="$(N)" \
+	  CALLGRIND="$(CALLGRIND)" JSON="$(JSON)" scripts/bench.sh
+
+# Only the callgrind section: instructions per task for W1, W2, W6.
+bench-callgrind:
+	@ONLY="$(ONLY)" PEERS="$(PEERS)" CALLGRIND=only scripts/bench.sh

@@ -1,0 +1,2 @@
+-- S0 floor: bare LuaJIT's hello world.
+print("hello")
