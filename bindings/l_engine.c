@@ -291,7 +291,8 @@ int lfdn_engine_close_lua(lua_State *L, lfdn_engine_t *engine) {
     lfdn_engine_cancel_all(engine, 0);
     fdn_engine_run_ready(engine->core);
   }
-  each_live_task(engine, abandon_one, NULL);
+  if (fdn_engine_live_tasks(engine->core) > 0)
+    each_live_task(engine, abandon_one, NULL);
   report_unobserved(L, st);
   stop_watchdog(engine);
   fdn_listener_remove(&engine->until);

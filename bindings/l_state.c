@@ -11,10 +11,6 @@
 /* Finished coroutines kept for reuse; beyond this they are left to the GC. */
 #define LFDN_POOL_MAX 256
 
-lfdn_state_t *lfdn_state(lua_State *L) {
-  return (lfdn_state_t *)lua_touserdata(L, lua_upvalueindex(1));
-}
-
 static int anchor_index(uint32_t slot, int which) {
   return (int)(slot * 3u + 1u + (uint32_t)which);
 }
@@ -39,9 +35,10 @@ int lfdn_state_alloc_slot(lfdn_state_t *st, uint32_t *slot) {
   return 0;
 }
 
-void lfdn_state_free_slot(lfdn_state_t *st, uint32_t slot) {
+void lfdn_state_free_slot(lfdn_state_t *st, uint32_t slot, int has_ctx) {
   int i;
-  for (i = 0; i < 3; i++) {
+  /* A context anchor never set is nil already: skip the store. */
+  for (i = 0; i < (has_ctx ? 3 : 2); i++) {
     lua_pushnil(st->S);
     lfdn_state_set_anchor(st, slot, i);
   }

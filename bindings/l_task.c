@@ -21,15 +21,14 @@ int lfdn_task_is_lua(const fdn_task_t *task) {
 
 lfdn_task_t *lfdn_task_test(lua_State *L, int idx) {
   lfdn_task_t *task = lua_touserdata(L, idx);
-  lfdn_state_t *st = lfdn_state(L);
+  const void *mt;
   if (task == NULL || !lua_getmetatable(L, idx))
     return NULL;
-  lua_pushvalue(st->S, LFDN_S_TASK_MT);
-  lua_xmove(st->S, L, 1);
-  if (!lua_rawequal(L, -1, -2))
-    task = NULL;
-  lua_pop(L, 2);
-  return task;
+  mt = lua_topointer(L, -1);
+  lua_pop(L, 1);
+  if (mt == lfdn_state(L)->task_mt || mt == lfdn_state(L)->task_mt_done)
+    return task;
+  return NULL;
 }
 
 lfdn_task_t *lfdn_task_check(lua_State *L, int idx, const char *fname) {
@@ -72,31 +71,35 @@ int lfdn_task_spawn(lua_State *L, lfdn_engine_t *engine, int first, int flags) {
     return lfdn_raise(L, "Error", "fdn.spawn: out of task slots");
   rc = fdn_task_init(engine->core, &task->core, task_run);
   if (rc != 0) {
-    lfdn_state_free_slot(st, slot);
+    lfdn_state_free_slot(st, slot, 0);
     return lfdn_raise_code(L, "fdn.spawn", rc);
   }
   task->st = st;
   task->co = co;
   task->slot = slot;
-  task->flags = (uint8_t)flags;
+  task->flags = (uint16_t)flags;
   if (flags & LFDN_TASK_DAEMON)
     engine->daemons++;
+  /* Stack: ..., co, task. Bring the metatable and the anchors over once. */
   lua_pushvalue(st->S, LFDN_S_TASK_MT);
-  lua_xmove(st->S, L, 1);
-  lua_setmetatable(L, -2);
-
-  /* Anchor the handle and the coroutine; inherit the spawner's context. */
-  lua_pushvalue(L, -1);
-  lua_xmove(L, st->S, 1);
-  lfdn_state_set_anchor(st, slot, LFDN_ANCHOR_TASK);
-  lua_pushvalue(L, -2);
-  lua_xmove(L, st->S, 1);
-  lfdn_state_set_anchor(st, slot, LFDN_ANCHOR_CO);
+  lua_pushvalue(st->S, LFDN_S_ANCHORS);
+  lua_xmove(st->S, L, 2);
+  lua_pushvalue(L, -1 - 2);
+  lua_rawseti(L, -2, (int)(slot * 3u + 1u + LFDN_ANCHOR_TASK));
+  lua_pushvalue(L, -1 - 3);
+  lua_rawseti(L, -2, (int)(slot * 3u + 1u + LFDN_ANCHOR_CO));
+  /* Inherit the spawner's context (slots start out nil). */
   parent = lfdn_task_current(engine);
   if (parent != NULL) {
-    lfdn_state_push_anchor(st, parent->slot, LFDN_ANCHOR_CTX);
-    lfdn_state_set_anchor(st, slot, LFDN_ANCHOR_CTX);
+    lua_rawgeti(L, -1, (int)(parent->slot * 3u + 1u + LFDN_ANCHOR_CTX));
+    if (!lua_isnil(L, -1)) {
+      lua_rawseti(L, -2, (int)(slot * 3u + 1u + LFDN_ANCHOR_CTX));
+      task->flags |= LFDN_TASK_HAS_CTX;
+    } else
+      lua_pop(L, 1);
   }
+  lua_pop(L, 1);
+  lua_setmetatable(L, -2);
 
   for (i = first; i <= top; i++)
     lua_pushvalue(L, i);
@@ -165,8 +168,44 @@ static void finish(lfdn_task_t *task, fdn_task_state_t state) {
   lfdn_state_set_anchor(st, slot, LFDN_ANCHOR_TASK);
 }
 
+/* A task that returned nothing or one number, boolean or nil keeps it in
+ * its handle: its slot is released at once and the handle switches to a
+ * metatable without __gc, so collecting it later costs no finalizer.
+ */
+static int finish_inline(lfdn_task_t *task, lua_State *co) {
+  lfdn_state_t *st = task->st;
+  lfdn_engine_t *engine = fdn_engine_get_data(task->core.engine);
+  lua_State *S = st->S;
+  uint32_t slot = task->slot;
+  int n = lua_gettop(co), t = n == 0 ? LUA_TNIL : lua_type(co, 1);
+  if (n > 1 || (t != LUA_TNIL && t != LUA_TBOOLEAN && t != LUA_TNUMBER))
+    return 0;
+  task->inline_type = (uint8_t)t;
+  task->inline_value = t == LUA_TBOOLEAN ? (lua_Number)lua_toboolean(co, 1)
+                                         : lua_tonumber(co, 1);
+  task->nresults = (uint16_t)n;
+  task->flags |= LFDN_TASK_INLINE;
+  lfdn_state_pool_push(st, co);
+  task->co = NULL;
+  task->where = NULL;
+  task->finish_seq = ++engine->finish_seq;
+  if (task->flags & LFDN_TASK_DAEMON)
+    engine->daemons--;
+  lfdn_state_push_anchor(st, slot, LFDN_ANCHOR_TASK);
+  lua_pushvalue(S, LFDN_S_TASK_MT_DONE);
+  lua_setmetatable(S, -2);
+  lua_pop(S, 1);
+  fdn_task_finish(&task->core, FDN_TASK_DONE);
+  lfdn_engine_task_finished(engine, task);
+  task->slot = LFDN_NO_SLOT;
+  lfdn_state_free_slot(st, slot, task->flags & LFDN_TASK_HAS_CTX);
+  return 1;
+}
+
 static void finish_ok(lfdn_task_t *task, lua_State *co) {
   lfdn_state_t *st = task->st;
+  if (finish_inline(task, co))
+    return;
   store_results(task, co);
   lua_pushnil(st->S);
   lfdn_state_set_anchor(st, task->slot, LFDN_ANCHOR_CTX);
@@ -233,7 +272,7 @@ static void task_run(fdn_task_t *core, int status) {
     nargs = lua_gettop(co);
   }
   task->where = NULL;
-  task->flags &= (uint8_t)~LFDN_TASK_PARKED;
+  task->flags &= (uint16_t)~LFDN_TASK_PARKED;
   rc = lua_resume(co, nargs);
   if (rc == LUA_YIELD) {
     /* A yield not made by an fdn call (a bare coroutine.yield) leaves the
@@ -288,6 +327,17 @@ int lfdn_task_push_outcome(lua_State *L, lfdn_task_t *task, int raise) {
   }
   if (!raise)
     lua_pushboolean(L, ok);
+  if (task->flags & LFDN_TASK_INLINE) {
+    if (task->nresults == 0)
+      return raise ? 0 : 1;
+    if (task->inline_type == LUA_TNUMBER)
+      lua_pushnumber(L, task->inline_value);
+    else if (task->inline_type == LUA_TBOOLEAN)
+      lua_pushboolean(L, task->inline_value != 0);
+    else
+      lua_pushnil(L);
+    return raise ? 1 : 2;
+  }
   lfdn_state_push_anchor(st, task->slot, LFDN_ANCHOR_CO);
   lua_xmove(st->S, L, 1);
   if (!ok) {
@@ -593,7 +643,7 @@ static int l_task_gc(lua_State *L) {
     lfdn_report(st, L, "unjoined_task_failed");
   }
   lua_pop(st->S, 1);
-  lfdn_state_free_slot(st, task->slot);
+  lfdn_state_free_slot(st, task->slot, 1);
   task->st = NULL;
   return 0;
 }
@@ -614,6 +664,7 @@ void lfdn_open_task(lua_State *L) {
   lua_pushvalue(st->S, LFDN_S_TASK_MT);
   lua_xmove(st->S, L, 1);
   mt = lua_gettop(L);
+  st->task_mt = lua_topointer(L, mt);
   lua_newtable(L);
   table = lua_gettop(L);
   lua_pushvalue(L, state);
@@ -631,6 +682,16 @@ void lfdn_open_task(lua_State *L) {
   lua_setfield(L, mt, "__tostring");
   lua_pushliteral(L, "fdn.task");
   lua_setfield(L, mt, "__name");
+  /* Finished tasks with nothing to clean up: the same, without __gc. */
+  lua_pushvalue(st->S, LFDN_S_TASK_MT_DONE);
+  lua_xmove(st->S, L, 1);
+  lua_getfield(L, mt, "__index");
+  lua_setfield(L, -2, "__index");
+  lua_getfield(L, mt, "__tostring");
+  lua_setfield(L, -2, "__tostring");
+  lua_getfield(L, mt, "__name");
+  lua_setfield(L, -2, "__name");
+  st->task_mt_done = lua_topointer(L, -1);
   lua_settop(L, state);
   lfdn_register(L, funcs);
 }

@@ -49,7 +49,7 @@ static int l_wake(lua_State *L) {
     lua_pushboolean(L, 0);
     return 1;
   }
-  task->flags &= (uint8_t)~LFDN_TASK_PARKED;
+  task->flags &= (uint16_t)~LFDN_TASK_PARKED;
   lua_settop(L, 2);
   lua_pushboolean(task->co, 0);
   lua_xmove(L, task->co, 1);

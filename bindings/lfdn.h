@@ -23,13 +23,14 @@
 
 /* Indices on the scratch thread's stack. */
 enum {
-  LFDN_S_ANCHORS = 1,    /* slot groups of live and finished tasks */
-  LFDN_S_POOL = 2,       /* finished coroutines kept for reuse */
-  LFDN_S_HOOKS = 3,      /* Lua hooks: make_error, is_cancelled, report */
-  LFDN_S_NAMES = 4,      /* task userdata -> name (weak keys) */
-  LFDN_S_TASK_MT = 5,    /* metatable of task userdata */
-  LFDN_S_UNOBSERVED = 6, /* slot+1 -> task id: failures nobody read yet */
-  LFDN_S_TOP = 6
+  LFDN_S_ANCHORS = 1,      /* slot groups of live and finished tasks */
+  LFDN_S_POOL = 2,         /* finished coroutines kept for reuse */
+  LFDN_S_HOOKS = 3,        /* Lua hooks: make_error, is_cancelled, report */
+  LFDN_S_NAMES = 4,        /* task userdata -> name (weak keys) */
+  LFDN_S_TASK_MT = 5,      /* metatable of task userdata */
+  LFDN_S_UNOBSERVED = 6,   /* slot+1 -> task id: failures nobody read yet */
+  LFDN_S_TASK_MT_DONE = 7, /* metatable of finished tasks needing no __gc */
+  LFDN_S_TOP = 7
 };
 
 /* Each task owns three consecutive anchor entries (a "slot group"). */
@@ -62,17 +63,20 @@ typedef struct lfdn_state_s {
   uint32_t next_slot; /* slot groups ever handed out */
   int pool_len;
   int closed;
-  fdn_rng_t rng; /* used outside any engine */
+  fdn_rng_t rng;       /* used outside any engine */
+  const void *task_mt; /* identity of the task metatables, for type checks */
+  const void *task_mt_done;
 } lfdn_state_t;
 
 enum {
   LFDN_TASK_STARTED = 1u,
   LFDN_TASK_DAEMON = 4u,
   LFDN_TASK_ROOT = 8u,
-  LFDN_TASK_PACKED = 16u, /* several results, packed in a table */
-  LFDN_TASK_PARKED = 32u, /* parked by core.park, so core.wake may wake it */
-  /* Spawned NEW: its owner (a nursery) starts it. */
-  LFDN_TASK_DEFERRED = 64u
+  LFDN_TASK_PACKED = 16u,   /* several results, packed in a table */
+  LFDN_TASK_PARKED = 32u,   /* parked by core.park, so core.wake may wake it */
+  LFDN_TASK_DEFERRED = 64u, /* spawned NEW: its owner (a nursery) starts it */
+  LFDN_TASK_INLINE = 128u,  /* its one simple result is held in the handle */
+  LFDN_TASK_HAS_CTX = 256u  /* its context anchor was set (needs clearing) */
 };
 
 struct lfdn_task_s {
@@ -80,11 +84,15 @@ struct lfdn_task_s {
   lfdn_state_t *st;
   lua_State *co;     /* the coroutine while live */
   const char *where; /* the suspending call it is parked in, if any */
-  uint32_t slot;
+  uint32_t slot;     /* LFDN_NO_SLOT once released */
   uint32_t finish_seq;
   uint16_t nresults;
-  uint8_t flags;
+  uint16_t flags;
+  uint8_t inline_type; /* LUA_TNIL, LUA_TBOOLEAN or LUA_TNUMBER */
+  lua_Number inline_value;
 };
+
+#define LFDN_NO_SLOT UINT32_MAX
 
 struct lfdn_engine_s {
   fdn_engine_t *core;
@@ -106,11 +114,14 @@ struct lfdn_engine_s {
 #define LFDN_GROUP_MT "fdn.group"
 
 /* l_state.c */
-lfdn_state_t *lfdn_state(lua_State *L);
+/* Every fdn.core C function carries the state as its first upvalue. */
+static inline lfdn_state_t *lfdn_state(lua_State *L) {
+  return (lfdn_state_t *)lua_touserdata(L, lua_upvalueindex(1));
+}
 void lfdn_state_push_anchor(lfdn_state_t *st, uint32_t slot, int which);
 void lfdn_state_set_anchor(lfdn_state_t *st, uint32_t slot, int which);
 int lfdn_state_alloc_slot(lfdn_state_t *st, uint32_t *slot);
-void lfdn_state_free_slot(lfdn_state_t *st, uint32_t slot);
+void lfdn_state_free_slot(lfdn_state_t *st, uint32_t slot, int has_ctx);
 lua_State *lfdn_state_pool_pop(lfdn_state_t *st, lua_State *L);
 void lfdn_state_pool_push(lfdn_state_t *st, lua_State *co);
 int lfdn_state_get_hook(lfdn_state_t *st, lua_State *L, int hook);
