@@ -166,7 +166,7 @@ static void on_call_done(fdn_listener_t *listener, fdn_task_t *core) {
   lua_State *L = h->L;
   int top = lua_gettop(L), n;
   lfdn_task_t *task = (lfdn_task_t *)core;
-  n = lfdn_task_push_outcome(L, task, 0);
+  n = lfdn_task_push_outcome(L, task, 0, 0);
   call->cb(h, call->data, lua_toboolean(L, top + 1), L, n - 1);
   lua_settop(L, top);
   free(call);

@@ -12,6 +12,7 @@ typedef struct lfdn_group_s lfdn_group_t;
 typedef struct {
   fdn_listener_t listener;
   lfdn_group_t *group;
+  lfdn_task_t *task;
   int index;
 } group_member_t;
 
@@ -23,6 +24,7 @@ struct lfdn_group_s {
   uint32_t first_seq;
   lfdn_task_t *waiter;
   int fail_fast;
+  int detached;
 };
 
 static int wait_is_over(const lfdn_group_t *group) {
@@ -47,30 +49,22 @@ static void on_member_finished(fdn_listener_t *listener, fdn_task_t *core) {
     fdn_task_wake(&group->waiter->core, 0);
 }
 
+/* Stops listening; the members (task pointers) stay for gather_results. */
 static void detach(lfdn_group_t *group) {
   int i;
-  if (group->members == NULL)
+  if (group->members == NULL || group->detached)
     return;
   for (i = 0; i < group->n; i++)
     fdn_listener_remove(&group->members[i].listener);
-  free(group->members);
-  group->members = NULL;
+  group->detached = 1;
 }
 
 /* group_new(list, n): listens to the n tasks of the list. */
 static int l_group_new(lua_State *L) {
-  int n = (int)luaL_checkinteger(L, 2), i;
+  int n = (int)luaL_checkinteger(L, 2), i, copy;
   lfdn_group_t *group;
   luaL_checktype(L, 1, LUA_TTABLE);
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(L, 1, i);
-    if (lfdn_task_test(L, -1) == NULL) {
-      char param[32];
-      snprintf(param, sizeof(param), "tasks[%d]", i);
-      return lfdn_argerror(L, "fdn.gather", param, "a task", lua_gettop(L));
-    }
-    lua_pop(L, 1);
-  }
+  lua_settop(L, 2);
   group = lua_newuserdata(L, sizeof(*group));
   memset(group, 0, sizeof(*group));
   luaL_getmetatable(L, LFDN_GROUP_MT);
@@ -78,12 +72,25 @@ static int l_group_new(lua_State *L) {
   group->members = calloc(n > 0 ? (size_t)n : 1, sizeof(*group->members));
   if (group->members == NULL)
     return lfdn_raise(L, "Error", "fdn.gather: out of memory");
+  /* The group keeps its own copy of the list: its handles stay alive and
+   * unchanged whatever happens to the caller's list while it waits.
+   */
+  lua_createtable(L, n, 0);
+  copy = lua_gettop(L);
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(L, 1, i);
+    if (lfdn_task_test(L, -1) == NULL) {
+      char param[32];
+      snprintf(param, sizeof(param), "tasks[%d]", i);
+      return lfdn_argerror(L, "fdn.gather", param, "a task", lua_gettop(L));
+    }
+    group->members[i - 1].task = lua_touserdata(L, -1);
+    lua_rawseti(L, copy, i);
+  }
+  lua_setfenv(L, 3);
   group->n = n;
   for (i = 0; i < n; i++) {
-    lfdn_task_t *task;
-    lua_rawgeti(L, 1, i + 1);
-    task = lua_touserdata(L, -1);
-    lua_pop(L, 1);
+    lfdn_task_t *task = group->members[i].task;
     group->members[i].group = group;
     group->members[i].index = i + 1;
     if (fdn_task_listen(&task->core, &group->members[i].listener,
@@ -130,35 +137,46 @@ static int l_group_close(lua_State *L) {
   return 0;
 }
 
-/* gather_results(list, n, return_errors) -> list of first results. */
+/* gather_results(group, return_errors) -> list of the first results of
+ * the group's tasks, or their errors with return_errors.
+ */
 static int l_gather_results(lua_State *L) {
-  int n = (int)luaL_checkinteger(L, 2), i;
-  int return_errors = lua_toboolean(L, 3);
+  lfdn_group_t *group = luaL_checkudata(L, 1, LFDN_GROUP_MT);
+  int return_errors = lua_toboolean(L, 2), n = group->n, i, out;
+  lua_settop(L, 2);
+  lua_getfenv(L, 1); /* 3: the group's copy of the tasks */
   lua_createtable(L, n, 0);
-  for (i = 1; i <= n; i++) {
-    lfdn_task_t *task;
-    int top;
-    lua_rawgeti(L, 1, i);
-    task = lua_touserdata(L, -1);
-    lua_pop(L, 1);
-    top = lua_gettop(L);
-    if (fdn_task_state(&task->core) == FDN_TASK_DONE) {
-      lfdn_task_push_outcome(L, task, 1);
-      lua_settop(L, top + 1);
-    } else if (return_errors) {
-      lfdn_task_push_outcome(L, task, 0);
-      lua_settop(L, top + 2);
-      lua_remove(L, top + 1);
-    } else {
+  out = lua_gettop(L);
+  for (i = 0; i < n; i++) {
+    lfdn_task_t *task = group->members[i].task;
+    int ok = fdn_task_state(&task->core) == FDN_TASK_DONE;
+    if (!ok && !return_errors)
       continue;
+    if (ok && (task->flags & LFDN_TASK_INLINE)) {
+      /* The common case, without a detour through the handle. */
+      if (task->nresults == 0 || task->inline_type == LUA_TNIL)
+        continue;
+      if (task->inline_type == LUA_TNUMBER)
+        lua_pushnumber(L, task->inline_value);
+      else
+        lua_pushboolean(L, task->inline_value != 0);
+    } else {
+      lua_rawgeti(L, 3, i + 1);
+      lfdn_task_push_outcome(L, task, out + 1, 0);
+      lua_settop(L, out + 3); /* handle, ok, first value */
+      lua_replace(L, out + 1);
+      lua_settop(L, out + 1);
     }
-    lua_rawseti(L, top, i);
+    lua_rawseti(L, out, i + 1);
   }
   return 1;
 }
 
 static int l_group_gc(lua_State *L) {
-  detach(lua_touserdata(L, 1));
+  lfdn_group_t *group = lua_touserdata(L, 1);
+  detach(group);
+  free(group->members);
+  group->members = NULL;
   return 0;
 }
 

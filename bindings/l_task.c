@@ -109,28 +109,16 @@ int lfdn_task_spawn(lua_State *L, lfdn_engine_t *engine, int first, int flags) {
   return 1;
 }
 
-/* Moves the finished coroutine's results into the slot. */
-static void store_results(lfdn_task_t *task, lua_State *co) {
-  lfdn_state_t *st = task->st;
-  lua_State *S = st->S, *W = st->W;
-  int n = lua_gettop(co), i, table;
-  if (n <= 1) {
-    if (n == 0)
-      lua_pushnil(S);
-    else
-      lua_xmove(co, S, 1);
-  } else {
-    lua_createtable(W, n, 0);
-    table = lua_gettop(W);
-    lua_xmove(co, W, n);
-    for (i = n; i >= 1; i--)
-      lua_rawseti(W, table, i);
-    lua_xmove(W, S, 1);
-    task->flags |= LFDN_TASK_PACKED;
-  }
-  task->nresults = (uint16_t)(n > 0xffff ? 0xffff : n);
-  lfdn_state_set_anchor(task->st, task->slot, LFDN_ANCHOR_CO);
-}
+/* Where a finished task keeps its outcome:
+ * - one number, boolean or nil (or nothing): inline in the handle;
+ * - other results, and a cancellation's error: the handle's environment
+ *   table (LFDN_ENV_*), so the task needs no slot once finished;
+ * - a failure: its slot (error and traceback), kept together with the
+ *   __gc metatable until the handle is collected, so an error nobody read
+ *   is reported then.
+ * Only live and failed tasks hold a slot; only failed ones have a __gc.
+ */
+enum { LFDN_ENV_VALUE = 1, LFDN_ENV_TRACEBACK = 2 };
 
 static int is_cancelled_error(lfdn_state_t *st, lua_State *from) {
   lua_State *W = st->W;
@@ -145,13 +133,49 @@ static int is_cancelled_error(lfdn_state_t *st, lua_State *from) {
   return cancelled;
 }
 
-/* The last step of every task: record the outcome, release the coroutine
- * and the handle, then tell the engine. The handle may be collected as soon
- * as this returns, so nothing touches `task` afterwards.
+/* Pops `n` values from the top of `from` (never W itself: values cannot
+ * be moved from a thread to itself) into a new environment table of
+ * the handle: [VALUE] = the value (or a packed table when n > 1 or when
+ * `packed`), [TRACEBACK] = the value below them when `with_traceback`.
+ * Runs on W, never on S (see lfdn.h).
  */
-static void finish(lfdn_task_t *task, fdn_task_state_t state) {
+static void store_in_env(lfdn_task_t *task, lua_State *from, int n,
+                         int with_traceback) {
+  lfdn_state_t *st = task->st;
+  lua_State *W = st->W;
+  int i, env;
+  lfdn_state_push_anchor(st, task->slot, LFDN_ANCHOR_TASK);
+  lua_xmove(st->S, W, 1);
+  lua_createtable(W, 2, 0);
+  env = lua_gettop(W);
+  if (n == 1) {
+    lua_xmove(from, W, 1);
+  } else {
+    lua_createtable(W, n, 0);
+    lua_xmove(from, W, n);
+    for (i = n; i >= 1; i--)
+      lua_rawseti(W, env + 1, i);
+    task->flags |= LFDN_TASK_PACKED;
+  }
+  lua_rawseti(W, env, LFDN_ENV_VALUE);
+  if (with_traceback) {
+    lua_xmove(from, W, 1);
+    lua_rawseti(W, env, LFDN_ENV_TRACEBACK);
+  }
+  lua_setfenv(W, env - 1);
+  lua_pop(W, 1);
+  task->flags |= LFDN_TASK_IN_ENV;
+  task->nresults = (uint16_t)(n > 0xffff ? 0xffff : n);
+}
+
+/* The last step of every task, once its outcome is stored: tell the engine
+ * and the listeners, then let go of the handle. The handle may be
+ * collected as soon as this returns, so nothing touches `task` afterwards.
+ */
+static void complete(lfdn_task_t *task, fdn_task_state_t state) {
   lfdn_state_t *st = task->st;
   lfdn_engine_t *engine = fdn_engine_get_data(task->core.engine);
+  lua_State *S = st->S;
   uint32_t slot = task->slot;
   task->co = NULL;
   task->where = NULL;
@@ -159,58 +183,39 @@ static void finish(lfdn_task_t *task, fdn_task_state_t state) {
   if (task->flags & LFDN_TASK_DAEMON)
     engine->daemons--;
   if (state == FDN_TASK_FAILED) {
-    lua_pushnumber(st->S, (lua_Number)task->core.id);
-    lua_rawseti(st->S, LFDN_S_UNOBSERVED, (int)slot + 1);
+    lua_pushnumber(S, (lua_Number)task->core.id);
+    lua_rawseti(S, LFDN_S_UNOBSERVED, (int)slot + 1);
+  } else {
+    /* Nothing left to report at collection: no finalizer needed. */
+    lfdn_state_push_anchor(st, slot, LFDN_ANCHOR_TASK);
+    lua_pushvalue(S, LFDN_S_TASK_MT_DONE);
+    lua_setmetatable(S, -2);
+    lua_pop(S, 1);
   }
   fdn_task_finish(&task->core, state);
   lfdn_engine_task_finished(engine, task);
-  lua_pushnil(st->S);
-  lfdn_state_set_anchor(st, slot, LFDN_ANCHOR_TASK);
-}
-
-/* A task that returned nothing or one number, boolean or nil keeps it in
- * its handle: its slot is released at once and the handle switches to a
- * metatable without __gc, so collecting it later costs no finalizer.
- */
-static int finish_inline(lfdn_task_t *task, lua_State *co) {
-  lfdn_state_t *st = task->st;
-  lfdn_engine_t *engine = fdn_engine_get_data(task->core.engine);
-  lua_State *S = st->S;
-  uint32_t slot = task->slot;
-  int n = lua_gettop(co), t = n == 0 ? LUA_TNIL : lua_type(co, 1);
-  if (n > 1 || (t != LUA_TNIL && t != LUA_TBOOLEAN && t != LUA_TNUMBER))
-    return 0;
-  task->inline_type = (uint8_t)t;
-  task->inline_value = t == LUA_TBOOLEAN ? (lua_Number)lua_toboolean(co, 1)
-                                         : lua_tonumber(co, 1);
-  task->nresults = (uint16_t)n;
-  task->flags |= LFDN_TASK_INLINE;
-  lfdn_state_pool_push(st, co);
-  task->co = NULL;
-  task->where = NULL;
-  task->finish_seq = ++engine->finish_seq;
-  if (task->flags & LFDN_TASK_DAEMON)
-    engine->daemons--;
-  lfdn_state_push_anchor(st, slot, LFDN_ANCHOR_TASK);
-  lua_pushvalue(S, LFDN_S_TASK_MT_DONE);
-  lua_setmetatable(S, -2);
-  lua_pop(S, 1);
-  fdn_task_finish(&task->core, FDN_TASK_DONE);
-  lfdn_engine_task_finished(engine, task);
-  task->slot = LFDN_NO_SLOT;
-  lfdn_state_free_slot(st, slot, task->flags & LFDN_TASK_HAS_CTX);
-  return 1;
+  if (state == FDN_TASK_FAILED) {
+    lua_pushnil(S);
+    lfdn_state_set_anchor(st, slot, LFDN_ANCHOR_TASK);
+  } else {
+    task->slot = LFDN_NO_SLOT;
+    lfdn_state_free_slot(st, slot, task->flags & LFDN_TASK_HAS_CTX);
+  }
 }
 
 static void finish_ok(lfdn_task_t *task, lua_State *co) {
-  lfdn_state_t *st = task->st;
-  if (finish_inline(task, co))
-    return;
-  store_results(task, co);
-  lua_pushnil(st->S);
-  lfdn_state_set_anchor(st, task->slot, LFDN_ANCHOR_CTX);
-  lfdn_state_pool_push(st, co);
-  finish(task, FDN_TASK_DONE);
+  int n = lua_gettop(co), t = n == 0 ? LUA_TNIL : lua_type(co, 1);
+  if (n <= 1 && (t == LUA_TNIL || t == LUA_TBOOLEAN || t == LUA_TNUMBER)) {
+    task->inline_type = (uint8_t)t;
+    task->inline_value = t == LUA_TBOOLEAN ? (lua_Number)lua_toboolean(co, 1)
+                                           : lua_tonumber(co, 1);
+    task->nresults = (uint16_t)n;
+    task->flags |= LFDN_TASK_INLINE;
+  } else {
+    store_in_env(task, co, n, 0);
+  }
+  lfdn_state_pool_push(task->st, co);
+  complete(task, FDN_TASK_DONE);
 }
 
 /* The error value is on top of `co`; its stack is still intact, so the
@@ -222,12 +227,19 @@ static void finish_error(lfdn_task_t *task, lua_State *co) {
   int cancelled = is_cancelled_error(st, co);
   luaL_traceback(st->W, co, NULL, 0);
   lfdn_task_event(task, cancelled ? "cancelled" : "failed", co, 1);
-  lua_xmove(st->W, S, 1);
-  lfdn_state_set_anchor(st, task->slot, LFDN_ANCHOR_CTX);
-  lua_xmove(co, S, 1);
-  lfdn_state_set_anchor(st, task->slot, LFDN_ANCHOR_CO);
-  task->nresults = 1;
-  finish(task, cancelled ? FDN_TASK_CANCELLED : FDN_TASK_FAILED);
+  if (cancelled) {
+    lua_xmove(st->W, co, 1);
+    lua_insert(co, -2); /* co: ..., traceback, error */
+    store_in_env(task, co, 1, 1);
+  } else {
+    lua_xmove(st->W, S, 1);
+    lfdn_state_set_anchor(st, task->slot, LFDN_ANCHOR_CTX);
+    lua_xmove(co, S, 1);
+    lfdn_state_set_anchor(st, task->slot, LFDN_ANCHOR_CO);
+    task->flags |= LFDN_TASK_HAS_CTX;
+    task->nresults = 1;
+  }
+  complete(task, cancelled ? FDN_TASK_CANCELLED : FDN_TASK_FAILED);
 }
 
 /* A task cancelled before it first ran finishes without running its body;
@@ -235,7 +247,6 @@ static void finish_error(lfdn_task_t *task, lua_State *co) {
  */
 static void finish_unstarted(lfdn_task_t *task) {
   lfdn_state_t *st = task->st;
-  lua_State *S = st->S;
   char message[64];
   lua_settop(task->co, 0);
   snprintf(message, sizeof(message),
@@ -243,13 +254,10 @@ static void finish_unstarted(lfdn_task_t *task) {
            (unsigned long long)task->core.id);
   lfdn_push_cancelled(st, st->W, message);
   lfdn_task_event(task, "cancelled", st->W, 0);
-  lua_xmove(st->W, S, 1);
-  lfdn_state_set_anchor(st, task->slot, LFDN_ANCHOR_CO);
-  task->nresults = 1;
-  lua_pushnil(S);
-  lfdn_state_set_anchor(st, task->slot, LFDN_ANCHOR_CTX);
+  lua_xmove(st->W, task->co, 1);
+  store_in_env(task, task->co, 1, 0);
   lfdn_state_pool_push(st, task->co);
-  finish(task, FDN_TASK_CANCELLED);
+  complete(task, FDN_TASK_CANCELLED);
 }
 
 static void task_run(fdn_task_t *core, int status) {
@@ -290,8 +298,9 @@ static void task_run(fdn_task_t *core, int status) {
 
 void lfdn_task_abandon(lfdn_task_t *task) {
   lfdn_state_t *st = task->st;
-  lua_State *S = st->S;
+  lfdn_engine_t *engine;
   char message[64];
+  uint32_t slot = task->slot;
   if (fdn_task_finished(&task->core) ||
       fdn_task_state(&task->core) == FDN_TASK_RUNNING)
     return;
@@ -299,32 +308,29 @@ void lfdn_task_abandon(lfdn_task_t *task) {
            "task %llu was abandoned when its engine closed",
            (unsigned long long)task->core.id);
   lfdn_push_cancelled(st, st->W, message);
-  lua_xmove(st->W, S, 1);
-  lfdn_state_set_anchor(st, task->slot, LFDN_ANCHOR_CO);
-  lua_pushnil(S);
-  lfdn_state_set_anchor(st, task->slot, LFDN_ANCHOR_CTX);
-  task->nresults = 1;
+  lua_xmove(st->W, task->co, 1);
+  store_in_env(task, task->co, 1, 0);
   task->co = NULL;
   task->where = NULL;
-  if (task->flags & LFDN_TASK_DAEMON) {
-    lfdn_engine_t *engine = fdn_engine_get_data(task->core.engine);
+  engine = fdn_engine_get_data(task->core.engine);
+  if (task->flags & LFDN_TASK_DAEMON)
     engine->daemons--;
-  }
+  lfdn_state_push_anchor(st, slot, LFDN_ANCHOR_TASK);
+  lua_pushvalue(st->S, LFDN_S_TASK_MT_DONE);
+  lua_setmetatable(st->S, -2);
+  lua_pop(st->S, 1);
   fdn_task_abandon(&task->core);
-  lua_pushnil(S);
-  lfdn_state_set_anchor(st, task->slot, LFDN_ANCHOR_TASK);
+  task->slot = LFDN_NO_SLOT;
+  lfdn_state_free_slot(st, slot, 1);
 }
 
-int lfdn_task_push_outcome(lua_State *L, lfdn_task_t *task, int raise) {
+int lfdn_task_push_outcome(lua_State *L, lfdn_task_t *task, int idx,
+                           int raise) {
   lfdn_state_t *st = task->st;
-  int ok = fdn_task_state(&task->core) == FDN_TASK_DONE, n = 0, i;
+  int ok = fdn_task_state(&task->core) == FDN_TASK_DONE, n, i;
   if (!fdn_task_finished(&task->core))
     return lfdn_raise(L, "InvalidState", "task %d has not finished",
                       (int)task->core.id);
-  if (fdn_task_state(&task->core) == FDN_TASK_FAILED) {
-    lua_pushnil(st->S);
-    lua_rawseti(st->S, LFDN_S_UNOBSERVED, (int)task->slot + 1);
-  }
   if (!raise)
     lua_pushboolean(L, ok);
   if (task->flags & LFDN_TASK_INLINE) {
@@ -338,24 +344,38 @@ int lfdn_task_push_outcome(lua_State *L, lfdn_task_t *task, int raise) {
       lua_pushnil(L);
     return raise ? 1 : 2;
   }
-  lfdn_state_push_anchor(st, task->slot, LFDN_ANCHOR_CO);
-  lua_xmove(st->S, L, 1);
+  if (task->flags & LFDN_TASK_IN_ENV) {
+    /* The handle is at idx, or (idx == 0, while it finishes) anchored. */
+    if (idx != 0) {
+      lua_getfenv(L, idx);
+    } else {
+      lfdn_state_push_anchor(st, task->slot, LFDN_ANCHOR_TASK);
+      lua_xmove(st->S, L, 1);
+      lua_getfenv(L, -1);
+      lua_remove(L, -2);
+    }
+    lua_rawgeti(L, -1, LFDN_ENV_VALUE);
+    lua_remove(L, -2);
+  } else {
+    if (fdn_task_state(&task->core) == FDN_TASK_FAILED) {
+      lua_pushnil(st->S);
+      lua_rawseti(st->S, LFDN_S_UNOBSERVED, (int)task->slot + 1);
+    }
+    lfdn_state_push_anchor(st, task->slot, LFDN_ANCHOR_CO);
+    lua_xmove(st->S, L, 1);
+  }
   if (!ok) {
     if (raise)
       return lua_error(L);
     return 2;
   }
+  n = task->nresults;
   if (task->flags & LFDN_TASK_PACKED) {
     int table = lua_gettop(L);
-    n = task->nresults;
     luaL_checkstack(L, n, "too many results");
     for (i = 1; i <= n; i++)
       lua_rawgeti(L, table, i);
     lua_remove(L, table);
-  } else {
-    n = task->nresults;
-    if (n == 0)
-      lua_pop(L, 1);
   }
   return n + (raise ? 0 : 1);
 }
@@ -554,7 +574,7 @@ static int l_join_wait(lua_State *L) {
 
 static int l_outcome(lua_State *L) {
   lfdn_task_t *task = lfdn_task_check(L, 1, "task:join");
-  return lfdn_task_push_outcome(L, task, lua_toboolean(L, 2));
+  return lfdn_task_push_outcome(L, task, 1, lua_toboolean(L, 2));
 }
 
 static int l_cancel(lua_State *L) {
@@ -582,6 +602,11 @@ static int l_traceback(lua_State *L) {
   if (!fdn_task_finished(&task->core) ||
       fdn_task_state(&task->core) == FDN_TASK_DONE)
     return 0;
+  if (task->flags & LFDN_TASK_IN_ENV) {
+    lua_getfenv(L, 1);
+    lua_rawgeti(L, -1, 2 /* LFDN_ENV_TRACEBACK */);
+    return 1;
+  }
   lfdn_state_push_anchor(task->st, task->slot, LFDN_ANCHOR_CTX);
   lua_xmove(task->st->S, L, 1);
   return 1;

@@ -76,7 +76,8 @@ enum {
   LFDN_TASK_PARKED = 32u,   /* parked by core.park, so core.wake may wake it */
   LFDN_TASK_DEFERRED = 64u, /* spawned NEW: its owner (a nursery) starts it */
   LFDN_TASK_INLINE = 128u,  /* its one simple result is held in the handle */
-  LFDN_TASK_HAS_CTX = 256u  /* its context anchor was set (needs clearing) */
+  LFDN_TASK_HAS_CTX = 256u, /* its context anchor was set (needs clearing) */
+  LFDN_TASK_IN_ENV = 512u   /* finished; its outcome is in its environment */
 };
 
 struct lfdn_task_s {
@@ -158,9 +159,11 @@ void lfdn_task_push(lua_State *L, lfdn_task_t *task);
 int lfdn_task_spawn(lua_State *L, lfdn_engine_t *engine, int first, int flags);
 void lfdn_task_abandon(lfdn_task_t *task);
 /* Pushes the task's outcome: results (join) or true/false + values (wait);
- * join raises the task's error value. Marks the outcome observed.
+ * join raises the task's error value. Marks the outcome observed. `idx` is
+ * the handle's stack index in L, or 0 while the task is still anchored
+ * (from a completion listener).
  */
-int lfdn_task_push_outcome(lua_State *L, lfdn_task_t *task, int raise);
+int lfdn_task_push_outcome(lua_State *L, lfdn_task_t *task, int idx, int raise);
 void lfdn_task_describe(lua_State *L, lfdn_task_t *task);
 int lfdn_task_is_lua(const fdn_task_t *task);
 

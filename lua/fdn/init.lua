@@ -238,7 +238,7 @@ function M.gather(first, ...)
     return task_outcome(tasks[failed], true)
   end
   group_close(group)
-  return gather_results(tasks, n, return_errors)
+  return gather_results(group, return_errors)
 end
 
 -- Scopes ------------------------------------------------------------------
