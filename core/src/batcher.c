@@ -55,15 +55,34 @@ static size_t buffered(const fdn_batcher_t *b) {
   return b->open_len + b->sealed_items;
 }
 
-static fdn_batch_t *new_batch(const fdn_batcher_t *b) {
+/* A few finished batches are kept for reuse: a busy batcher then seals
+ * and finishes batches without touching the allocator.
+ */
+#define SPARE_BATCHES 4
+
+static fdn_batch_t *new_batch(fdn_batcher_t *b) {
   size_t extra = b->opts.counting ? 0 : b->opts.batch_size * sizeof(void *);
-  fdn_batch_t *batch = malloc(sizeof(*batch) + extra);
-  if (batch == NULL)
+  fdn_batch_t *batch = b->spare;
+  if (batch != NULL) {
+    b->spare = batch->next;
+    b->nspare--;
+  } else if ((batch = malloc(sizeof(*batch) + extra)) == NULL) {
     return NULL;
+  }
   memset(batch, 0, sizeof(*batch));
   if (!b->opts.counting)
     batch->items = (void **)(batch + 1);
   return batch;
+}
+
+static void release_batch(fdn_batcher_t *b, fdn_batch_t *batch) {
+  if (b->nspare >= SPARE_BATCHES) {
+    free(batch);
+    return;
+  }
+  batch->next = b->spare;
+  b->spare = batch;
+  b->nspare++;
 }
 
 /* Sealed batches: a FIFO through `next`. */
@@ -159,6 +178,14 @@ static void dispatch(fdn_batcher_t *b) {
   b->dispatching = 0;
 }
 
+static void free_list(fdn_batch_t *batch) {
+  while (batch != NULL) {
+    fdn_batch_t *next = batch->next;
+    free(batch);
+    batch = next;
+  }
+}
+
 /* Completes a close once nothing is left. Every public entry point calls
  * it last, since the close callback may free the batcher.
  */
@@ -169,6 +196,12 @@ static void finish_close_if_done(fdn_batcher_t *b) {
     return;
   b->close_done = 1;
   fdn_timer_stop(&b->timer);
+  /* A closed batcher holds no memory: the callback may free it. */
+  free(b->open);
+  b->open = NULL;
+  free_list(b->spare);
+  b->spare = NULL;
+  b->nspare = 0;
   fdn_waitq_wake_all(&b->progress, 0);
   cb = b->close_cb;
   if (cb != NULL)
@@ -196,7 +229,7 @@ static void drop_oldest(fdn_batcher_t *b, fdn_batcher_grant_t *grant) {
     b->opts.drop(b, batch, item);
   if (batch->len == 0) {
     sealed_pop(b);
-    free(batch);
+    release_batch(b, batch);
     if (grant != NULL)
       grant->dropped_all = 1;
     fdn_waitq_wake_all(&b->progress, 0);
@@ -228,7 +261,10 @@ int fdn_batcher_add(fdn_batcher_t *b, void *item) {
     return FDN_EFULL;
   if (b->open == NULL && (b->open = new_batch(b)) == NULL)
     return FDN_ENOMEM;
-  if (b->open_len == 0 && (rc = arm_timer(b)) != 0)
+  /* The time trigger starts at a batch's first item, unless that item
+   * fills the batch at once.
+   */
+  if (b->open_len == 0 && b->opts.batch_size > 1 && (rc = arm_timer(b)) != 0)
     return rc;
   if (buffered(b) >= b->opts.max_pending)
     drop_oldest(b, NULL);
@@ -259,7 +295,7 @@ int fdn_batcher_done(fdn_batcher_t *b, fdn_batch_t *batch, int failed) {
   if (batch == NULL || batch->state != BATCH_FLYING)
     return FDN_EINVAL;
   flying_remove(b, batch);
-  free(batch);
+  release_batch(b, batch);
   b->stats.flushed++;
   if (failed)
     b->stats.failed++;
@@ -285,14 +321,6 @@ int fdn_batcher_close(fdn_batcher_t *b, fdn_batcher_close_cb cb) {
   return 0;
 }
 
-static void free_list(fdn_batch_t *batch) {
-  while (batch != NULL) {
-    fdn_batch_t *next = batch->next;
-    free(batch);
-    batch = next;
-  }
-}
-
 void fdn_batcher_discard(fdn_batcher_t *b) {
   fdn_timer_stop(&b->timer);
   free(b->open);
@@ -300,6 +328,9 @@ void fdn_batcher_discard(fdn_batcher_t *b) {
   b->open_len = 0;
   free_list(b->sealed_head);
   free_list(b->flying_head);
+  free_list(b->spare);
+  b->spare = NULL;
+  b->nspare = 0;
   b->sealed_head = b->sealed_tail = NULL;
   b->flying_head = b->flying_tail = NULL;
   b->sealed_items = 0;
@@ -321,6 +352,10 @@ int fdn_batcher_wait_space(fdn_batcher_t *b, fdn_task_t *task) {
 
 int fdn_batcher_wait_progress(fdn_batcher_t *b, fdn_task_t *task) {
   return fdn_task_wait(task, &b->progress, FDN_FOREVER);
+}
+
+void fdn_batcher_notify(fdn_batcher_t *b) {
+  fdn_waitq_wake_all(&b->progress, 0);
 }
 
 int fdn_batcher_flushed(const fdn_batcher_t *b, uint64_t seq) {
@@ -399,6 +434,14 @@ static int sync_open(fdn_batcher_t *b, size_t open_len) {
   return 0;
 }
 
+int fdn_batcher_count_sync(fdn_batcher_t *b, size_t open_len) {
+  if (!b->opts.counting)
+    return FDN_EINVAL;
+  if (b->closed)
+    return open_len == 0 ? 0 : FDN_ECLOSED;
+  return sync_open(b, open_len);
+}
+
 int fdn_batcher_count_add(fdn_batcher_t *b, size_t open_len,
                           fdn_batcher_grant_t *grant) {
   fdn_batch_t *record = NULL;
@@ -415,8 +458,8 @@ int fdn_batcher_count_add(fdn_batcher_t *b, size_t open_len,
     return FDN_EFULL;
   if (open_len + 1 >= b->opts.batch_size && (record = new_batch(b)) == NULL)
     return FDN_ENOMEM;
-  if (open_len == 0 && (rc = arm_timer(b)) != 0) {
-    free(record);
+  if (open_len == 0 && record == NULL && (rc = arm_timer(b)) != 0) {
+    release_batch(b, record);
     return rc;
   }
   if (buffered(b) >= b->opts.max_pending)

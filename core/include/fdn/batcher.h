@@ -131,6 +131,8 @@ struct fdn_batcher_s {
   fdn_waitq_t progress; /* tasks waiting for flushes to finish */
   fdn_batcher_stats_t stats;
   fdn_batcher_close_cb close_cb;
+  fdn_batch_t *spare; /* finished batches kept for reuse */
+  unsigned nspare;
   uint8_t closed;
   uint8_t close_done;
   uint8_t due;
@@ -196,6 +198,11 @@ int fdn_batcher_wait_space(fdn_batcher_t *batcher, fdn_task_t *task);
  */
 int fdn_batcher_wait_progress(fdn_batcher_t *batcher, fdn_task_t *task);
 
+/* Wakes the tasks waiting for progress, for owners whose own machinery
+ * changed what they wait for (a flusher of theirs went away).
+ */
+void fdn_batcher_notify(fdn_batcher_t *batcher);
+
 /* 1 when every batch sealed up to `seq` has finished its flush (or was
  * dropped whole), else 0. Batches finish in seal order with one flush at a
  * time; with more, this still waits for all the earlier ones.
@@ -250,6 +257,11 @@ int fdn_batcher_count_add(fdn_batcher_t *batcher, size_t open_len,
  */
 int fdn_batcher_count_seal(fdn_batcher_t *batcher, size_t open_len,
                            fdn_batch_reason_t reason, uint64_t *seq);
+
+/* Records that the caller holds `open_len` items in the open batch, within
+ * the room granted, without sealing (for up-to-date statistics).
+ */
+int fdn_batcher_count_sync(fdn_batcher_t *batcher, size_t open_len);
 
 /* 1 when the time trigger fired and the open batch waits to be sealed. */
 static inline int fdn_batcher_due(const fdn_batcher_t *batcher) {
