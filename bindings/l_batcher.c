@@ -281,7 +281,7 @@ static int l_batcher_ensure(lua_State *L) {
     lua_getfenv(L, lua_upvalueindex(2));
     lua_rawgeti(L, top + 1, 1);
     lua_rawgeti(L, top + 1, 2);
-    lfdn_task_spawn(L, lb->engine, top + 2, 0);
+    lfdn_task_spawn(L, lb->engine, top + 2, LFDN_TASK_RUNS_CANCELLED);
     task = lua_touserdata(L, -1);
     /* Named, so deadlock reports and task lists say what it is. */
     lua_pushvalue(st->S, LFDN_S_NAMES);
@@ -414,13 +414,14 @@ static void finish_held(lua_State *L, lfdn_batcher_t *lb, flusher_slot_t *slot,
   fdn_batcher_done(&lb->core, batch, failed);
 }
 
-/* next(open_len[, done, failed[, lingered]]), called by a flusher: first
- * reports batch `done` finished (when given), then -> "false, seq, sealed,
- * need". seq > 0: run that batch; 0: nothing to do, end; nil: call again.
- * sealed: the time trigger sealed the open batch under that seq. Parks
- * while watching the time trigger, or lingering for work (unless
- * `lingered`): nothing on wake, "st, cause" when cancelled or when the
- * linger ran out (ETIMEDOUT: call again with `lingered`).
+/* next(open_len[, done, failed[, lingered[, draining]]]), called by a
+ * flusher: first reports batch `done` finished (when given), then ->
+ * "false, seq, sealed, need". seq > 0: run that batch; 0: nothing to do,
+ * end; nil: call again. sealed: the time trigger sealed the open batch
+ * under that seq. Parks while watching the time trigger, or lingering for
+ * work (unless `lingered`): nothing on wake, "st, cause" when cancelled or
+ * when the linger ran out (ETIMEDOUT: call again with `lingered`). A
+ * cancelled flusher gets no work unless `draining` (then it never parks).
  */
 static int l_batcher_next(lua_State *L) {
   static const char *fname = "Batcher (flusher)";
@@ -429,7 +430,7 @@ static int l_batcher_next(lua_State *L) {
   lfdn_task_t *self;
   flusher_slot_t *slot;
   uint64_t sealed = 0;
-  int rc, cancelled;
+  int rc, cancelled, draining = lua_toboolean(L, 5);
   bind_engine(L, lb, fname);
   self = lfdn_task_current(lb->engine);
   slot = self != NULL ? slot_of(lb, self) : NULL;
@@ -449,7 +450,8 @@ static int l_batcher_next(lua_State *L) {
   /* A cancelled flusher takes no new work: it ends, and whoever waits for
    * the batcher (a flush, a close) spawns a fresh one.
    */
-  cancelled = fdn_task_cancel_pending(&self->core) != FDN_CANCEL_NONE;
+  cancelled = fdn_task_cancel_pending(&self->core) != FDN_CANCEL_NONE &&
+              !draining;
   if (!cancelled && lb->ready_len > 0) {
     fdn_batch_t *batch = ready_pop(lb);
     slot->batch = batch;
@@ -471,7 +473,8 @@ static int l_batcher_next(lua_State *L) {
    * or, with no batch open, lingers a little for the next batch instead of
    * ending (a producer that pauses briefly then finds it there).
    */
-  if (!cancelled && !lb->core.closed && fdn_waitq_len(&lb->idle) == 0) {
+  if (!cancelled && !draining && !lb->core.closed &&
+      fdn_waitq_len(&lb->idle) == 0) {
     int watch = lb->core.open_len > 0 && fdn_batcher_timer_armed(&lb->core);
     if (watch || !lua_toboolean(L, 4)) {
       self = lfdn_suspendable(L, fname);

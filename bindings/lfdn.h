@@ -69,7 +69,12 @@ enum {
   LFDN_TASK_DAEMON = 4u,
   LFDN_TASK_ROOT = 8u,
   LFDN_TASK_PACKED = 16u, /* several results, packed in a table */
-  LFDN_TASK_PARKED = 32u  /* parked by core.park, so core.wake may wake it */
+  LFDN_TASK_PARKED = 32u, /* parked by core.park, so core.wake may wake it */
+  /* Runs its body even when cancelled before it first ran (it sees the
+   * cancellation at once): for tasks whose body is itself cleanup, such as
+   * a batcher's flushers, which drain what they hold when cancelled.
+   */
+  LFDN_TASK_RUNS_CANCELLED = 64u
 };
 
 struct lfdn_task_s {

@@ -25,8 +25,7 @@ local log = require "fdn.log"
 local M = {}
 
 local type, pcall, error, setmetatable, pairs = type, pcall, error, setmetatable, pairs
-local tostring = tostring
-local floor, huge = math.floor, math.huge
+local huge = math.huge
 
 local ok_tnew, tnew = pcall(require, "table.new")
 if not ok_tnew then
@@ -35,9 +34,12 @@ end
 
 local c_new = core.batcher_new
 local park, wake, c_current, now = core.park, core.wake, core.current, core.now
+local scope_enter, scope_exit, cancel_pending = core.scope_enter, core.scope_exit,
+  core.cancel_pending
 local wake_error, is_callable = fdn._wake_error, fdn.is_callable
 local argerror, class_of = errors.argerror, errors.class_of
 local Closed, QueueFull, InvalidState = errors.Closed, errors.QueueFull, errors.InvalidState
+local Cancelled = errors.Cancelled
 
 local ADD_OK, ADD_FULL = 0, 1
 local ETIMEDOUT = core.ETIMEDOUT
@@ -80,8 +82,10 @@ local function outcome(rec, i)
     return false, dropped_error(rec)
   end
   if rec[STATE] == OK then
-    local results = rec[VALUE]
-    local value = results and results[i - d]
+    local results, value = rec[VALUE], nil
+    if results then
+      value = results[i - d]
+    end
     if value ~= nil and class_of(value) then
       return false, value
     end
@@ -328,7 +332,7 @@ end
 
 -- Runs batch `seq`; returns whether it failed (the flusher reports it done
 -- with its next call for work).
-local function run_batch(self, seq)
+local function run_batch(self, seq, skip_err)
   local rec = pop_sealed(self, seq)
   local items = rec[ITEMS]
   if rec[DROPPED] > 0 then
@@ -336,7 +340,10 @@ local function run_batch(self, seq)
   end
   local timed = events.has("batch.flushed")
   local t0 = timed and now()
-  local ok, res = pcall(self._call, items)
+  local ok, res = false, skip_err
+  if not skip_err then
+    ok, res = pcall(self._call, items)
+  end
   if ok then
     rec[STATE] = OK
     if type(res) == "table" then
@@ -355,16 +362,16 @@ end
 
 -- Each flusher task runs this: take a batch, run the handler, report it
 -- done; seal the open batch when its time trigger fires; end when idle.
-local function flusher_main(self)
+local function flush_loop(self, lingered, draining)
   local c = self._c
-  local done, failed, lingered = nil, false, false
+  local done, failed = nil, false
   while true do
-    local st, seq, sealed, need = c.next(self._n, done, failed, lingered)
-    done, lingered = nil, false
+    local st, seq, sealed, need = c.next(self._n, done, failed, lingered, draining)
+    done = nil
     if st == ETIMEDOUT then
       lingered = true -- nothing came while it lingered: check once more
     elseif st then
-      return -- cancelled
+      return -- cancelled while parked
     end
     if sealed then
       rotate(self, sealed, "time")
@@ -376,9 +383,34 @@ local function flusher_main(self)
       return
     end
     if seq then
-      failed = run_batch(self, seq)
+      local skip = nil
+      if draining and cancel_pending() ~= 0 then
+        skip = Cancelled.new("Batcher: a cancelled flusher ran out of time "
+          .. "(fdn.cleanup_timeout) before it could flush this batch")
+      end
+      failed = run_batch(self, seq, skip)
       done = seq
     end
+  end
+end
+
+local function flusher_main(self)
+  flush_loop(self, false)
+  -- A cancelled flusher (its engine's main task failed, say) does not
+  -- leave items behind: it seals the open batch and flushes everything
+  -- the batcher holds, shielded like any cleanup, for up to
+  -- fdn.cleanup_timeout seconds.
+  if cancel_pending() ~= 0 and (self._n > 0 or self._qt >= self._qh) then
+    local scope = scope_enter(fdn.cleanup_timeout, true)
+    local sealed, _, need = self._c.seal(self._n, SEAL_MANUAL)
+    if sealed then
+      rotate(self, sealed, "manual")
+    end
+    if need then
+      self._c.ensure()
+    end
+    flush_loop(self, true, true)
+    scope_exit(scope)
   end
 end
 
