@@ -450,8 +450,8 @@ static int l_batcher_next(lua_State *L) {
   /* A cancelled flusher takes no new work: it ends, and whoever waits for
    * the batcher (a flush, a close) spawns a fresh one.
    */
-  cancelled = fdn_task_cancel_pending(&self->core) != FDN_CANCEL_NONE &&
-              !draining;
+  cancelled =
+      fdn_task_cancel_pending(&self->core) != FDN_CANCEL_NONE && !draining;
   if (!cancelled && lb->ready_len > 0) {
     fdn_batch_t *batch = ready_pop(lb);
     slot->batch = batch;
