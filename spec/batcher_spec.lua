@@ -42,6 +42,10 @@ local function quiet_logs()
 end
 
 describe("fdn.Batcher", function()
+  before_each(function()
+    log.configure { level = "info", sink = function() end }
+  end)
+
   after_each(function()
     log.configure { level = "info", sink = "stderr", format = "console" }
     events.reset()

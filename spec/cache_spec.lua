@@ -24,6 +24,10 @@ local function counted(delay)
 end
 
 describe("fdn.cache", function()
+  before_each(function()
+    log.configure { level = "info", sink = function() end }
+  end)
+
   after_each(function()
     events.reset()
     log.configure { level = "info", sink = "stderr", format = "console" }
