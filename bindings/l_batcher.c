@@ -25,8 +25,8 @@
 #define MAX_CONCURRENT 4096
 #define LINGER_NS 20000000u /* an idle flusher waits this long for work */
 
-/* What batcher_add returns first. */
-enum { ADD_OK = 0, ADD_FULL = 1, ADD_CLOSED = 2 };
+/* What add returns instead of a room when it did not add. */
+enum { ADD_FULL = -1, ADD_CLOSED = -2 };
 
 typedef struct lfdn_batcher_s lfdn_batcher_t;
 
@@ -298,9 +298,9 @@ static int l_batcher_ensure(lua_State *L) {
   return 0;
 }
 
-/* add(open_len) -> code, room, sealed, dropped, dropped_all,
- * need. The wrapper calls it when the open batch has no room left for one
- * more item (per the last grant). code: 0 added, 1 full, 2 closed.
+/* add(open_len) -> room, sealed, need[, dropped, dropped_all]. The
+ * wrapper calls it when the open batch has no room left for one more item
+ * (per the last grant). room < 0: not added (ADD_FULL, ADD_CLOSED).
  */
 static int l_batcher_add(lua_State *L) {
   lfdn_batcher_t *lb = self_of(L);
@@ -315,13 +315,14 @@ static int l_batcher_add(lua_State *L) {
   }
   if (rc != 0)
     return lfdn_raise_code(L, "Batcher:add", rc);
-  lua_pushinteger(L, ADD_OK);
   lua_pushnumber(L, (lua_Number)g.room);
   push_seq(L, g.sealed);
-  push_seq(L, g.dropped);
-  lua_pushboolean(L, g.dropped_all);
   lua_pushboolean(L, needs_flusher(lb));
-  return 6;
+  if (g.dropped == 0)
+    return 3;
+  lua_pushnumber(L, (lua_Number)g.dropped);
+  lua_pushboolean(L, g.dropped_all);
+  return 5;
 }
 
 /* wait_space(): parks until there is room or the batcher closes.

@@ -55,10 +55,12 @@ static size_t buffered(const fdn_batcher_t *b) {
   return b->open_len + b->sealed_items;
 }
 
-/* A few finished batches are kept for reuse: a busy batcher then seals
- * and finishes batches without touching the allocator.
+/* Finished batches are kept for reuse, so a busy batcher seals and
+ * finishes batches without touching the allocator: many of the small
+ * records of counting mode, a few of storing mode's (they hold items).
  */
-#define SPARE_BATCHES 4
+#define SPARE_COUNTING 64
+#define SPARE_STORING 4
 
 static fdn_batch_t *new_batch(fdn_batcher_t *b) {
   size_t extra = b->opts.counting ? 0 : b->opts.batch_size * sizeof(void *);
@@ -76,7 +78,7 @@ static fdn_batch_t *new_batch(fdn_batcher_t *b) {
 }
 
 static void release_batch(fdn_batcher_t *b, fdn_batch_t *batch) {
-  if (b->nspare >= SPARE_BATCHES) {
+  if (b->nspare >= (b->opts.counting ? SPARE_COUNTING : SPARE_STORING)) {
     free(batch);
     return;
   }

@@ -41,7 +41,7 @@ local argerror, class_of = errors.argerror, errors.class_of
 local Closed, QueueFull, InvalidState = errors.Closed, errors.QueueFull, errors.InvalidState
 local Cancelled = errors.Cancelled
 
-local ADD_OK, ADD_FULL = 0, 1
+local ADD_FULL = -1
 local ETIMEDOUT = core.ETIMEDOUT
 local SEAL_MANUAL, SEAL_CLOSE = 2, 3
 local OVERFLOW = { block = 0, error = 1, drop_oldest = 2 }
@@ -241,8 +241,8 @@ local function add_slow(self, item)
       error(Closed.new("Batcher:add: the batcher is closed"), 3)
     end
     local n = self._n
-    local code, room, sealed, dropped, dropped_all, need = c.add(n)
-    if code == ADD_OK then
+    local room, sealed, need, dropped, dropped_all = c.add(n)
+    if room >= 0 then
       if dropped then
         drop_head(self, dropped, dropped_all)
       end
@@ -260,7 +260,7 @@ local function add_slow(self, item)
         c.ensure()
       end
       return handle
-    elseif code == ADD_FULL then
+    elseif room == ADD_FULL then
       self._fast = n -- every add goes through C until there is room
       if self._overflow == "error" then
         error(QueueFull.new("Batcher:add: " .. self._max_pending
