@@ -398,7 +398,7 @@ describe("fdn.cache", function()
 
     it("the default key tells argument lists apart by type, count and nil", function()
       local n = 0
-      local c = fdn.cache { ttl = 60 }(function(...)
+      local c = fdn.cache { ttl = 60 }(function()
         n = n + 1
         return n
       end)

@@ -28,7 +28,7 @@ local M = {}
 local type, pairs, pcall, error, setmetatable = type, pairs, pcall, error, setmetatable
 local ceil, huge = math.ceil, math.huge
 
-local now, wake, park_for, park = core.now, core.wake, core.park_for, core.park
+local now, wake, park_for = core.now, core.wake, core.park_for
 local ETIMEDOUT = core.ETIMEDOUT
 local wake_error, is_callable = fdn._wake_error, fdn.is_callable
 local argerror, is_error = errors.argerror, errors.is
