@@ -270,6 +270,19 @@ static int l_batcher_new(lua_State *L) {
   return 1;
 }
 
+/* Raises when the running task is one of the batcher's flushers: waiting
+ * for the batcher from inside its own handler would wait for itself.
+ */
+static void refuse_own_flusher(lua_State *L, lfdn_batcher_t *lb,
+                               const char *fname) {
+  lfdn_task_t *self = lfdn_task_current(lb->engine);
+  if (self != NULL && slot_of(lb, self) != NULL)
+    lfdn_raise(L, "InvalidState",
+               "%s: called from the batcher's own handler, it would wait for "
+               "itself",
+               fname);
+}
+
 /* ensure(): spawns the flushers the batcher needs now. */
 static int l_batcher_ensure(lua_State *L) {
   lfdn_batcher_t *lb = self_of(L);
@@ -334,6 +347,7 @@ static int l_batcher_wait_space(lua_State *L) {
   lfdn_task_t *self;
   int rc;
   bind_engine(L, lb, "Batcher:add");
+  refuse_own_flusher(L, lb, "Batcher:add");
   self = lfdn_suspendable(L, "Batcher:add");
   rc = fdn_batcher_wait_space(&lb->core, &self->core);
   if (rc == 1)
@@ -348,8 +362,10 @@ static int l_batcher_wait_space(lua_State *L) {
   return lfdn_yield(L, self, "Batcher:add");
 }
 
-/* seal(open_len, reason) -> sealed, last_seq, need. reason: 2
- * manual, 3 close (which also closes the batcher).
+/* seal(open_len, reason[, from_flusher]) -> sealed, last_seq, need.
+ * reason: 2 manual, 3 close (which also closes the batcher). Refused from
+ * the batcher's own flusher (whoever seals then waits for the flush),
+ * except for a flusher draining (`from_flusher`).
  */
 static int l_batcher_seal(lua_State *L) {
   lfdn_batcher_t *lb = self_of(L);
@@ -360,6 +376,8 @@ static int l_batcher_seal(lua_State *L) {
   uint64_t seq = 0;
   int rc;
   bind_engine(L, lb, fname);
+  if (!lua_toboolean(L, 3)) /* a draining flusher seals but never waits */
+    refuse_own_flusher(L, lb, fname);
   rc = fdn_batcher_count_seal(
       &lb->core, n,
       reason == FDN_BATCH_CLOSE ? FDN_BATCH_CLOSE : FDN_BATCH_MANUAL, &seq);
@@ -396,6 +414,7 @@ static int l_batcher_wait(lua_State *L) {
     lua_pushboolean(L, !done);
     return 3;
   }
+  refuse_own_flusher(L, lb, fname);
   self = lfdn_suspendable(L, fname);
   rc = fdn_batcher_wait_progress(&lb->core, &self->core);
   if (rc != 0)

@@ -420,6 +420,18 @@ describe("fdn.BackgroundTaskManager", function()
       end)
     end
 
+    it("start_task outside any engine fails and leaves the name free", function()
+      local m = fdn.BackgroundTaskManager.new()
+      local ok, err = pcall(m.start_task, m, "x", function() end, { interval = 1 })
+      assert.is_false(ok)
+      assert.is_true(errors.is(err, errors.InvalidState))
+      assert.same({}, m:status())
+      vrun(function()
+        m:start_task("x", function() end, { interval = 1 })
+        m:shutdown()
+      end)
+    end)
+
     it("rejects unknown names and bad options elsewhere", function()
       local m = fdn.BackgroundTaskManager.new()
       for _, method in ipairs { "stop_task", "pause", "resume", "status" } do

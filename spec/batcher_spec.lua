@@ -619,6 +619,35 @@ describe("fdn.Batcher", function()
     end)
   end)
 
+  describe("misuse from inside the handler", function()
+    it("refuses flush, close and a blocking add on its own batcher", function()
+      vrun(function()
+        local b
+        local seen = {}
+        b = fdn.Batcher.new { batch_size = 1, max_pending = 1, flush_interval = math.huge,
+          handler = function(items)
+            if items[1] == 1 then
+              for _, call in ipairs {
+                function() b:flush() end,
+                function() b:close() end,
+                function() b:add("again") b:add("blocks") end,
+              } do
+                local ok, err = pcall(call)
+                seen[#seen + 1] = not ok and errors.is(err, errors.InvalidState)
+                  and err.message:match("wait for itself") ~= nil
+              end
+            end
+          end }
+        b:add(1)
+        b:flush()
+        assert.same({ true, true, true }, seen)
+        assert.is_false(b:is_closed())
+        b:close()
+        assert.equal(2, b:stats().added) -- 1 and "again"
+      end)
+    end)
+  end)
+
   describe("per-item results", function()
     it("handle:wait() gives the item's result once its batch is flushed", function()
       vrun(function()

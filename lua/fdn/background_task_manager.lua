@@ -274,8 +274,6 @@ function Manager:start_task(name, fn, opts)
     skipped = 0, missed_ticks = 0, run_no = 0, paused = false, stopping = false, parked = false,
   }
   t.next_run = t.tick
-  self._tasks[name] = t
-  self._order[#self._order + 1] = name
   t.worker = fdn.spawn_with({ name = "background:" .. name }, function()
     local ok, err = pcall(worker_main, self, t)
     t.state = "stopped"
@@ -284,6 +282,8 @@ function Manager:start_task(name, fn, opts)
       logger.error("background.worker_failed", { task = name, error = err })
     end
   end)
+  self._tasks[name] = t
+  self._order[#self._order + 1] = name
   emit("background.task_started", { manager = self.name, task = name, interval = interval })
   return self
 end

@@ -402,7 +402,7 @@ local function flusher_main(self)
   -- fdn.cleanup_timeout seconds.
   if cancel_pending() ~= 0 and (self._n > 0 or self._qt >= self._qh) then
     local scope = scope_enter(fdn.cleanup_timeout, true)
-    local sealed, _, need = self._c.seal(self._n, SEAL_MANUAL)
+    local sealed, _, need = self._c.seal(self._n, SEAL_MANUAL, true)
     if sealed then
       rotate(self, sealed, "manual")
     end
@@ -457,13 +457,15 @@ local live = setmetatable({}, { __mode = "k" }) -- batchers not closed yet
 function Batcher:close()
   local c = self._c
   if not self._closing then
+    if not c.bound() then
+      self._closing = true -- never used: nothing to flush
+      live[self] = nil
+      return
+    end
+    local sealed, _, need = c.seal(self._n, SEAL_CLOSE)
     self._closing = true
     live[self] = nil
     self._fast = 0
-    if not c.bound() then
-      return -- never used: nothing to flush
-    end
-    local sealed, _, need = c.seal(self._n, SEAL_CLOSE)
     if sealed then
       rotate(self, sealed, "close")
     end
