@@ -9,8 +9,9 @@
  * listeners. A flusher is a Lua task running the wrapper's flusher function;
  * it takes batches here, runs the handler, and reports each one done. While
  * the open batch has items and a time trigger, one flusher stays parked to
- * seal it when the trigger fires; with nothing to do, flushers end, so an
- * idle batcher holds no task.
+ * seal it when the trigger fires; with nothing to do, one flusher lingers
+ * briefly (LINGER_NS) for the next batch, then they end, so an idle
+ * batcher holds no task.
  *
  * Functions that change what the batcher needs return a last value `need`:
  * true when a flusher should be spawned, which the wrapper does with
@@ -114,7 +115,7 @@ static int needs_flusher(const lfdn_batcher_t *lb) {
   if (lb->engine == NULL || lb->engine->closed || !lb->initialized ||
       lb->discarded)
     return 0;
-  if (core->open_len > 0 &&
+  if (fdn_batcher_open_len(core) > 0 &&
       (fdn_batcher_timer_armed(core) || fdn_batcher_due(core)))
     want++;
   return lb->flushers - lb->busy < want &&
@@ -383,7 +384,7 @@ static int l_batcher_seal(lua_State *L) {
       reason == FDN_BATCH_CLOSE ? FDN_BATCH_CLOSE : FDN_BATCH_MANUAL, &seq);
   if (rc != 0)
     return lfdn_raise_code(L, fname, rc);
-  if (reason == FDN_BATCH_CLOSE && !lb->core.closed) {
+  if (reason == FDN_BATCH_CLOSE && !fdn_batcher_closing(&lb->core)) {
     fdn_batcher_close(&lb->core, NULL);
     /* A flusher watching the timer has nothing more to watch. */
     fdn_waitq_wake_all(&lb->idle, 0);
@@ -493,9 +494,10 @@ static int l_batcher_next(lua_State *L) {
    * or, with no batch open, lingers a little for the next batch instead of
    * ending (a producer that pauses briefly then finds it there).
    */
-  if (!cancelled && !draining && !lb->core.closed &&
+  if (!cancelled && !draining && !fdn_batcher_closing(&lb->core) &&
       fdn_waitq_len(&lb->idle) == 0) {
-    int watch = lb->core.open_len > 0 && fdn_batcher_timer_armed(&lb->core);
+    int watch = fdn_batcher_open_len(&lb->core) > 0 &&
+                fdn_batcher_timer_armed(&lb->core);
     if (watch || !lua_toboolean(L, 4)) {
       self = lfdn_suspendable(L, fname);
       rc = fdn_task_wait(&self->core, &lb->idle,
@@ -582,7 +584,10 @@ static int l_batcher_gc(lua_State *L) {
     if (lb->slots[i].task != NULL)
       fdn_listener_remove(&lb->slots[i].listener);
   if (lb->initialized) {
-    size_t left = fdn_batcher_buffered(&lb->core) + lb->core.in_flight;
+    fdn_batcher_stats_t stats;
+    size_t left;
+    fdn_batcher_get_stats(&lb->core, &stats);
+    left = stats.buffered + stats.in_flight;
     if (left > 0 && st != NULL && !st->closed) {
       lua_createtable(L, 0, 1);
       lua_pushfstring(L,

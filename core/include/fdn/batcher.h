@@ -263,6 +263,16 @@ int fdn_batcher_count_seal(fdn_batcher_t *batcher, size_t open_len,
  */
 int fdn_batcher_count_sync(fdn_batcher_t *batcher, size_t open_len);
 
+/* Items in the open batch (as of the last call, in counting mode). */
+static inline size_t fdn_batcher_open_len(const fdn_batcher_t *batcher) {
+  return batcher->open_len;
+}
+
+/* 1 once fdn_batcher_close() (or discard) was called. */
+static inline int fdn_batcher_closing(const fdn_batcher_t *batcher) {
+  return batcher->closed;
+}
+
 /* 1 when the time trigger fired and the open batch waits to be sealed. */
 static inline int fdn_batcher_due(const fdn_batcher_t *batcher) {
   return batcher->due;
