@@ -18,6 +18,7 @@
  * batcher_ensure() once its own bookkeeping is done (so a failing spawn
  * never leaves the wrapper and the core out of step).
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "lfdn.h"
@@ -554,6 +555,100 @@ static int l_batcher_bound(lua_State *L) {
   return 1;
 }
 
+/* FFI fast paths ----------------------------------------------------------
+ *
+ * A classic C function called from a JIT trace leaves the trace (~150 ns);
+ * an FFI call is compiled into it. The two boundary calls every batch
+ * makes (the producer's add past its room, the flusher's "done, next")
+ * therefore also exist as plain C functions the wrapper calls through the
+ * FFI when LuaJIT has it. They never call Lua, never raise and never park:
+ * when something needs any of that (binding to an engine, an error, a
+ * flusher to park or end), they return "use the classic call" before
+ * changing anything, or after finishing what they did (see each).
+ */
+
+#define FFI_CLASSIC (-3.0)
+
+static int bound_fast(const lfdn_batcher_t *lb) {
+  return lb->engine != NULL && lb->engine == lb->st->engine &&
+         !lb->engine->closed && !lb->discarded;
+}
+
+/* add(open_len) through the FFI: the room (>= 0), ADD_FULL, ADD_CLOSED, or
+ * FFI_CLASSIC (nothing done). out: sealed seq, need, dropped seq,
+ * dropped_all (0 for none).
+ */
+static double ffi_add(void *p, double open_len, double *out) {
+  lfdn_batcher_t *lb = p;
+  fdn_batcher_grant_t g;
+  int rc;
+  if (!bound_fast(lb))
+    return FFI_CLASSIC;
+  rc = fdn_batcher_count_add(&lb->core,
+                             open_len >= 0 && open_len < 9007199254740992.0
+                                 ? (size_t)open_len
+                                 : SIZE_MAX,
+                             &g);
+  if (rc == FDN_EFULL)
+    return ADD_FULL;
+  if (rc == FDN_ECLOSED)
+    return ADD_CLOSED;
+  if (rc != 0)
+    return FFI_CLASSIC; /* unchanged: the classic call raises */
+  out[0] = (double)g.sealed;
+  out[1] = needs_flusher(lb);
+  out[2] = (double)g.dropped;
+  out[3] = g.dropped_all;
+  return (double)g.room;
+}
+
+/* next(open_len, done, failed) through the FFI, for a flusher: -1 when
+ * nothing was done (use the classic call, with `done`); otherwise `done`
+ * (if nonzero) was reported and the result is the seq of the batch taken
+ * to run, or 0 when the classic call (without `done`) must decide. out:
+ * sealed seq (the time trigger sealed the open batch: rotate it first),
+ * need.
+ */
+static double ffi_next(void *p, double open_len, double done, int failed,
+                       double *out) {
+  lfdn_batcher_t *lb = p;
+  lfdn_task_t *self;
+  flusher_slot_t *slot;
+  size_t n = open_len >= 0 && open_len < 9007199254740992.0 ? (size_t)open_len
+                                                            : SIZE_MAX;
+  uint64_t sealed = 0;
+  out[0] = 0;
+  out[1] = 0;
+  if (!bound_fast(lb) || (self = lfdn_task_current(lb->engine)) == NULL ||
+      (slot = slot_of(lb, self)) == NULL)
+    return -1;
+  if (done != 0) {
+    fdn_batch_t *batch = slot->batch;
+    if (batch == NULL || (double)batch->seq != done)
+      return -1;
+    slot->batch = NULL;
+    lb->busy--;
+    fdn_batcher_done(&lb->core, batch, failed);
+  } else if (slot->batch != NULL) {
+    return -1;
+  }
+  if (fdn_batcher_due(&lb->core)) {
+    if (fdn_batcher_count_seal(&lb->core, n, FDN_BATCH_TIME, &sealed) != 0)
+      return 0; /* still due: the classic call retries and raises */
+  } else if (fdn_batcher_count_sync(&lb->core, n) != 0) {
+    return 0;
+  }
+  out[0] = (double)sealed;
+  out[1] = needs_flusher(lb);
+  if (fdn_task_cancel_pending(&self->core) != FDN_CANCEL_NONE ||
+      lb->ready_len == 0)
+    return 0;
+  slot->batch = ready_pop(lb);
+  lb->busy++;
+  out[1] = needs_flusher(lb);
+  return (double)slot->batch->seq;
+}
+
 static void push_methods(lua_State *L, int ud) {
   static const luaL_Reg methods[] = {{"ensure", l_batcher_ensure},
                                      {"add", l_batcher_add},
@@ -564,10 +659,13 @@ static void push_methods(lua_State *L, int ud) {
                                      {"stats", l_batcher_stats},
                                      {"bound", l_batcher_bound},
                                      {NULL, NULL}};
-  lua_createtable(L, 0, 8);
+  lua_createtable(L, 0, 9);
   lua_pushvalue(L, lua_upvalueindex(1));
   lua_pushvalue(L, ud);
   luaL_setfuncs(L, methods, 2);
+  /* For the FFI fast paths; the closures above keep the userdata alive. */
+  lua_pushlightuserdata(L, lua_touserdata(L, ud));
+  lua_setfield(L, -2, "pointer");
 }
 
 /* A batcher collected while it still held batches: they are lost, which
@@ -615,4 +713,9 @@ void lfdn_open_batcher(lua_State *L) {
   lua_setfield(L, -2, "__name");
   lua_settop(L, state);
   lfdn_register(L, funcs);
+  /* The FFI fast paths, as addresses for ffi.cast (internal). */
+  lua_pushlightuserdata(L, (void *)(uintptr_t)ffi_add);
+  lua_setfield(L, state - 1, "_batcher_ffi_add");
+  lua_pushlightuserdata(L, (void *)(uintptr_t)ffi_next);
+  lua_setfield(L, state - 1, "_batcher_ffi_next");
 }

@@ -41,14 +41,17 @@ local function quiet_logs()
   return records
 end
 
-describe("fdn.Batcher", function()
+for _, mode in ipairs { "FFI fast paths", "classic calls only" } do
+describe("fdn.Batcher (" .. mode .. ")", function()
   before_each(function()
     log.configure { level = "info", sink = function() end }
+    require("fdn.batcher").use_ffi = mode == "FFI fast paths"
   end)
 
   after_each(function()
     log.configure { level = "info", sink = "stderr", format = "console" }
     events.reset()
+    require("fdn.batcher").use_ffi = true
   end)
 
   describe("triggers", function()
@@ -786,6 +789,12 @@ describe("fdn.Batcher", function()
     end)
   end)
 
+  it("takes the " .. mode, function()
+    local b = fdn.Batcher.new { handler = function() end }
+    local has_ffi = pcall(require, "ffi")
+    assert.equal(mode == "FFI fast paths" and has_ffi, b._p ~= nil)
+  end)
+
   describe("lifetime", function()
     local shared = fdn.Batcher.new { batch_size = 2, flush_interval = 1, handler = function() end }
 
@@ -865,6 +874,8 @@ describe("fdn.Batcher", function()
     end)
   end)
 end)
+
+end
 
 describe("fdn-lua with a Batcher", function()
   local h = require "helpers"

@@ -33,6 +33,17 @@ if not ok_tnew then
 end
 
 local c_new = core.batcher_new
+
+-- The FFI fast paths of the two per-batch boundary calls (see
+-- bindings/l_batcher.c): compiled into JIT traces, where a classic C call
+-- would leave the trace. Without the FFI, the classic calls do it all.
+local ffi_ok, ffi = pcall(require, "ffi")
+local ffi_add, ffi_next, FFI_CLASSIC = nil, nil, -3
+if ffi_ok and core._batcher_ffi_add then
+  ffi_add = ffi.cast("double (*)(void *, double, double *)", core._batcher_ffi_add)
+  ffi_next = ffi.cast("double (*)(void *, double, double, int, double *)",
+    core._batcher_ffi_next)
+end
 local park, wake, c_current, now = core.park, core.wake, core.current, core.now
 local scope_enter, scope_exit, cancel_pending = core.scope_enter, core.scope_exit,
   core.cancel_pending
@@ -209,8 +220,6 @@ local function rotate(self, seq, reason)
   self._fast = 0
 end
 
-local last_drop_log = -huge
-
 local function drop_head(self, seq, all)
   local rec = find_sealed(self, seq)
   local d = rec[DROPPED] + 1
@@ -221,8 +230,8 @@ local function drop_head(self, seq, all)
   end
   -- Counted in stats and evented every time; logged at most once a second.
   local t = now()
-  if t - last_drop_log >= 1 then
-    last_drop_log = t
+  if t - self._last_drop_log >= 1 or t < self._last_drop_log then
+    self._last_drop_log = t
     logger.warn("batcher.items_dropped", { batcher = self._name,
       dropped_total = self._c.stats(self._n).dropped })
   end
@@ -241,7 +250,24 @@ local function add_slow(self, item)
       error(Closed.new("Batcher:add: the batcher is closed"), 3)
     end
     local n = self._n
-    local room, sealed, need, dropped, dropped_all = c.add(n)
+    local room, sealed, need, dropped, dropped_all = FFI_CLASSIC, nil, false, nil, false
+    local p = self._p
+    if p ~= nil then
+      local out = self._out
+      room = ffi_add(p, n, out)
+      if room ~= FFI_CLASSIC then
+        if out[0] ~= 0 then
+          sealed = out[0]
+        end
+        need = out[1] ~= 0
+        if out[2] ~= 0 then
+          dropped, dropped_all = out[2], out[3] ~= 0
+        end
+      end
+    end
+    if room == FFI_CLASSIC then
+      room, sealed, need, dropped, dropped_all = c.add(n)
+    end
     if room >= 0 then
       if dropped then
         drop_head(self, dropped, dropped_all)
@@ -363,33 +389,54 @@ end
 -- Each flusher task runs this: take a batch, run the handler, report it
 -- done; seal the open batch when its time trigger fires; end when idle.
 local function flush_loop(self, lingered, draining)
-  local c = self._c
+  local c, p, out = self._c, self._p, self._out
   local done, failed = nil, false
   while true do
-    local st, seq, sealed, need = c.next(self._n, done, failed, lingered, draining)
-    done = nil
-    if st == ETIMEDOUT then
-      lingered = true -- nothing came while it lingered: check once more
-    elseif st then
-      return -- cancelled while parked
-    end
-    if sealed then
-      rotate(self, sealed, "time")
-    end
-    if need then
-      c.ensure()
-    end
-    if seq == 0 then
-      return
-    end
-    if seq then
-      local skip = nil
-      if draining and cancel_pending() ~= 0 then
-        skip = Cancelled.new("Batcher: a cancelled flusher ran out of time "
-          .. "(fdn.cleanup_timeout) before it could flush this batch")
+    local fast = nil
+    if p ~= nil and not draining then
+      local r = ffi_next(p, self._n, done or 0, failed and 1 or 0, out)
+      if r >= 0 then -- `done` was reported
+        done = nil
+        if out[0] ~= 0 then
+          rotate(self, out[0], "time")
+        end
+        if out[1] ~= 0 then
+          c.ensure()
+        end
+        if r > 0 then
+          fast = r
+        end
       end
-      failed = run_batch(self, seq, skip)
-      done = seq
+    end
+    if fast then
+      failed = run_batch(self, fast, nil)
+      done = fast
+    else
+      local st, seq, sealed, need = c.next(self._n, done, failed, lingered, draining)
+      done = nil
+      if st == ETIMEDOUT then
+        lingered = true -- nothing came while it lingered: check once more
+      elseif st then
+        return -- cancelled while parked
+      end
+      if sealed then
+        rotate(self, sealed, "time")
+      end
+      if need then
+        c.ensure()
+      end
+      if seq == 0 then
+        return
+      end
+      if seq then
+        local skip = nil
+        if draining and cancel_pending() ~= 0 then
+          skip = Cancelled.new("Batcher: a cancelled flusher ran out of time "
+            .. "(fdn.cleanup_timeout) before it could flush this batch")
+        end
+        failed = run_batch(self, seq, skip)
+        done = seq
+      end
     end
   end
 end
@@ -617,13 +664,17 @@ function Batcher.new(opts)
     _id = next_id, _name = name, _bs = batch_size, _max_pending = max_pending,
     _overflow = overflow, _handler = handler, _call = call, _on_error = on_error,
     _rec = rec, _buf = rec[ITEMS], _n = 0, _fast = 0, _q = {}, _qh = 1, _qt = 0, _undelivered = {},
-    _closing = false,
+    _closing = false, _last_drop_log = -huge,
   }, Batcher)
   self._c = c_new({
     batch_size = batch_size, flush_interval = interval,
     max_pending = max_pending == huge and 2 ^ 53 or max_pending,
     max_concurrent = max_concurrent, overflow = OVERFLOW[overflow],
   }, flusher_main, self, name .. "-flusher")
+  if ffi_add and M.use_ffi then
+    self._p = ffi.cast("void *", self._c.pointer)
+    self._out = ffi.new("double[4]")
+  end
   live[self] = true
   if not hooked then
     hooked = true
@@ -633,6 +684,10 @@ function Batcher.new(opts)
 end
 
 M.new = Batcher.new
+
+--- Whether batchers made from now on use the FFI fast paths (when LuaJIT
+-- has the FFI). Both paths behave the same; the specs run both.
+M.use_ffi = true
 M._close_all = close_all
 
 setmetatable(M, {
