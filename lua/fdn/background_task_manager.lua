@@ -336,6 +336,8 @@ end
 --- Stops `name`: no more runs; a run in flight gets opts.timeout seconds
 -- (default: the manager's shutdown_timeout) to finish, then is cancelled.
 -- Returns the task's final status; the name is free again.
+---@param name string
+---@param opts? table
 function Manager:stop_task(name, opts)
   local t = check_name(self, "BackgroundTaskManager:stop_task", name)
   local timeout = opts and opts.timeout or self.shutdown_timeout
@@ -359,6 +361,7 @@ end
 
 --- Holds `name`'s schedule: no run starts until resume (a run in flight
 -- finishes).
+---@param name string
 function Manager:pause(name)
   local t = check_name(self, "BackgroundTaskManager:pause", name)
   if not t.paused then
@@ -372,6 +375,7 @@ function Manager:pause(name)
 end
 
 --- Resumes `name`: the next run is at the next tick of its schedule.
+---@param name string
 function Manager:resume(name)
   local t = check_name(self, "BackgroundTaskManager:resume", name)
   if t.paused then
@@ -389,6 +393,7 @@ end
 -- last_error, last_started, last_finished, last_duration, next_run (engine
 -- seconds, fdn.now), skipped, missed, interval, missed_policy, paused.
 -- status(name): that task's table alone.
+---@param name? string
 function Manager:status(name)
   if name ~= nil then
     return status_of(check_name(self, "BackgroundTaskManager:status", name))
@@ -437,6 +442,7 @@ end
 -- for their cleanup. Later start_task calls raise Closed. Returns
 -- {cancelled = names whose run was cancelled}. Calling it again waits for
 -- the first shutdown.
+---@param opts? table
 function Manager:shutdown(opts)
   local fname = "BackgroundTaskManager:shutdown"
   if opts ~= nil and type(opts) ~= "table" then
@@ -494,6 +500,7 @@ local next_id = 0
 
 --- opts: name (for logs and events), shutdown_timeout (seconds runs get
 -- to finish on shutdown, 10).
+---@param opts? table
 function Manager.new(opts)
   local fname = "fdn.BackgroundTaskManager.new"
   if opts ~= nil and type(opts) ~= "table" then

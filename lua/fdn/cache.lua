@@ -331,6 +331,7 @@ Cache.__call = call
 --- Forgets the entry for these arguments (as given to the cached function:
 -- the key function applies). A computation of that key already running
 -- still answers its callers, but its result is not kept.
+---@param ... any the arguments of the call to forget
 function Cache:invalidate(...)
   local key = key_of(self, ...)
   local e = self._entries[key]
