@@ -266,7 +266,8 @@ static void task_run(fdn_task_t *core, int status) {
   int nargs, rc;
   if (!(task->flags & LFDN_TASK_STARTED)) {
     task->flags |= LFDN_TASK_STARTED;
-    if (fdn_task_cancel_requested(core)) {
+    if (fdn_task_cancel_requested(core) &&
+        !(task->flags & LFDN_TASK_RUNS_CANCELLED)) {
       finish_unstarted(task);
       return;
     }

@@ -77,7 +77,12 @@ enum {
   LFDN_TASK_DEFERRED = 64u, /* spawned NEW: its owner (a nursery) starts it */
   LFDN_TASK_INLINE = 128u,  /* its one simple result is held in the handle */
   LFDN_TASK_HAS_CTX = 256u, /* its context anchor was set (needs clearing) */
-  LFDN_TASK_IN_ENV = 512u   /* finished; its outcome is in its environment */
+  LFDN_TASK_IN_ENV = 512u,  /* finished; its outcome is in its environment */
+  /* Runs its body even when cancelled before it first ran (it sees the
+   * cancellation at once): for tasks whose body is itself cleanup, such as
+   * a batcher's flushers, which drain what they hold when cancelled.
+   */
+  LFDN_TASK_RUNS_CANCELLED = 1024u
 };
 
 struct lfdn_task_s {

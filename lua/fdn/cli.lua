@@ -196,13 +196,26 @@ function M.main(argv, native)
   local got_signal
   native.watch_signals(engine, function(signame, signo)
     got_signal = signo
-    for _, hook in ipairs(fdn._shutdown_hooks) do
-      local ok, err = pcall(hook, signame)
-      if not ok then
-        fdn.report("shutdown_hook_failed", { error = err })
+    -- The hooks run in a task of their own, shielded from cancellation, so
+    -- they may suspend (flush a batcher, shut a manager down) before the
+    -- main task is cancelled; a second signal still exits at once.
+    local function shutdown()
+      local scope = core.scope_enter(nil, true)
+      local hooks = { unpack(fdn._shutdown_hooks) }
+      for _, hook in ipairs(hooks) do
+        local ok, err = pcall(hook, signame)
+        if not ok then
+          fdn.report("shutdown_hook_failed", { error = err })
+        end
       end
+      if scope then
+        core.scope_exit(scope)
+      end
+      root:cancel(signame)
     end
-    root:cancel(signame)
+    if not pcall(fdn.spawn_with, { name = "shutdown" }, shutdown) then
+      shutdown()
+    end
   end)
   local ran, stuck = pcall(engine.run, engine, root)
   local outcome = { core.task_outcome(root, false) }

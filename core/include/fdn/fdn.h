@@ -7,6 +7,7 @@
 #define FDN_VERSION_PATCH 0
 #define FDN_VERSION_STRING "0.1.0"
 
+#include "fdn/batcher.h"
 #include "fdn/breaker.h"
 #include "fdn/bulkhead.h"
 #include "fdn/channel.h"
