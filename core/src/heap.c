@@ -4,48 +4,50 @@
 
 #include "fdn/error.h"
 
-static int node_less(const fdn_heap_node_t *a, const fdn_heap_node_t *b) {
+#define ARITY 4u
+
+static int entry_less(const fdn_heap_entry_t *a, const fdn_heap_entry_t *b) {
   if (a->key != b->key)
     return a->key < b->key;
   return a->seq < b->seq;
 }
 
-static void place(fdn_heap_t *heap, uint32_t i, fdn_heap_node_t *node) {
-  heap->nodes[i] = node;
-  node->index = i;
+static void place(fdn_heap_t *heap, uint32_t i, const fdn_heap_entry_t *e) {
+  heap->entries[i] = *e;
+  e->node->index = i;
 }
 
-static void sift_up(fdn_heap_t *heap, uint32_t i) {
-  fdn_heap_node_t *node = heap->nodes[i];
+static void sift_up(fdn_heap_t *heap, uint32_t i, fdn_heap_entry_t e) {
   while (i > 0) {
-    uint32_t parent = (i - 1) / 2;
-    if (!node_less(node, heap->nodes[parent]))
+    uint32_t parent = (i - 1) / ARITY;
+    if (!entry_less(&e, &heap->entries[parent]))
       break;
-    place(heap, i, heap->nodes[parent]);
+    place(heap, i, &heap->entries[parent]);
     i = parent;
   }
-  place(heap, i, node);
+  place(heap, i, &e);
 }
 
-static void sift_down(fdn_heap_t *heap, uint32_t i) {
-  fdn_heap_node_t *node = heap->nodes[i];
+static void sift_down(fdn_heap_t *heap, uint32_t i, fdn_heap_entry_t e) {
   for (;;) {
-    uint32_t child = 2 * i + 1;
-    if (child >= heap->len)
+    uint32_t first = ARITY * i + 1, best, c, end;
+    if (first >= heap->len)
       break;
-    if (child + 1 < heap->len &&
-        node_less(heap->nodes[child + 1], heap->nodes[child]))
-      child++;
-    if (!node_less(heap->nodes[child], node))
+    end = first + ARITY < heap->len ? first + ARITY : heap->len;
+    best = first;
+    for (c = first + 1; c < end; c++)
+      if (entry_less(&heap->entries[c], &heap->entries[best]))
+        best = c;
+    if (!entry_less(&heap->entries[best], &e))
       break;
-    place(heap, i, heap->nodes[child]);
-    i = child;
+    place(heap, i, &heap->entries[best]);
+    i = best;
   }
-  place(heap, i, node);
+  place(heap, i, &e);
 }
 
 void fdn_heap_init(fdn_heap_t *heap) {
-  heap->nodes = NULL;
+  heap->entries = NULL;
   heap->len = 0;
   heap->cap = 0;
   heap->next_seq = 0;
@@ -54,8 +56,8 @@ void fdn_heap_init(fdn_heap_t *heap) {
 void fdn_heap_free(fdn_heap_t *heap) {
   uint32_t i;
   for (i = 0; i < heap->len; i++)
-    heap->nodes[i]->index = FDN_HEAP_NONE;
-  free(heap->nodes);
+    heap->entries[i].node->index = FDN_HEAP_NONE;
+  free(heap->entries);
   fdn_heap_init(heap);
 }
 
@@ -67,45 +69,46 @@ void fdn_heap_node_init(fdn_heap_node_t *node, uint32_t tag) {
 }
 
 int fdn_heap_push(fdn_heap_t *heap, fdn_heap_node_t *node, uint64_t key) {
+  fdn_heap_entry_t e;
   if (node->index != FDN_HEAP_NONE)
     return FDN_ESTATE;
   if (heap->len == heap->cap) {
     uint32_t cap = heap->cap ? heap->cap * 2 : 64;
-    fdn_heap_node_t **nodes;
+    fdn_heap_entry_t *entries;
     if (cap <= heap->cap || cap >= FDN_HEAP_NONE)
       return FDN_ENOMEM;
-    nodes = realloc(heap->nodes, (size_t)cap * sizeof(*nodes));
-    if (nodes == NULL)
+    entries = realloc(heap->entries, (size_t)cap * sizeof(*entries));
+    if (entries == NULL)
       return FDN_ENOMEM;
-    heap->nodes = nodes;
+    heap->entries = entries;
     heap->cap = cap;
   }
   node->key = key;
   node->seq = heap->next_seq++;
-  heap->nodes[heap->len] = node;
-  node->index = heap->len++;
-  sift_up(heap, node->index);
+  e.key = key;
+  e.seq = node->seq;
+  e.node = node;
+  sift_up(heap, heap->len++, e);
   return 0;
 }
 
 fdn_heap_node_t *fdn_heap_peek(const fdn_heap_t *heap) {
-  return heap->len ? heap->nodes[0] : NULL;
+  return heap->len ? heap->entries[0].node : NULL;
 }
 
 void fdn_heap_remove(fdn_heap_t *heap, fdn_heap_node_t *node) {
   uint32_t i = node->index;
-  fdn_heap_node_t *last;
-  if (i == FDN_HEAP_NONE || i >= heap->len || heap->nodes[i] != node)
+  fdn_heap_entry_t last;
+  if (i == FDN_HEAP_NONE || i >= heap->len || heap->entries[i].node != node)
     return;
   node->index = FDN_HEAP_NONE;
-  last = heap->nodes[--heap->len];
-  if (last == node)
+  last = heap->entries[--heap->len];
+  if (i == heap->len)
     return;
-  place(heap, i, last);
-  if (i > 0 && node_less(last, heap->nodes[(i - 1) / 2]))
-    sift_up(heap, i);
+  if (i > 0 && entry_less(&last, &heap->entries[(i - 1) / ARITY]))
+    sift_up(heap, i, last);
   else
-    sift_down(heap, i);
+    sift_down(heap, i, last);
 }
 
 fdn_heap_node_t *fdn_heap_pop(fdn_heap_t *heap) {

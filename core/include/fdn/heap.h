@@ -1,9 +1,13 @@
-/* Binary min-heap of intrusive nodes, ordered by (key, seq).
+/* Min-heap of intrusive nodes, ordered by (key, seq).
  *
- * The heap stores pointers to caller-owned nodes and records each node's
- * position in it, so removing an arbitrary node is O(log n). The sequence
- * number breaks ties between equal keys in insertion order, which keeps
- * timer firing deterministic.
+ * The heap stores each node's key and sequence number inline in one
+ * contiguous array, so sifting compares array entries and never touches
+ * the nodes themselves (which live scattered in task records); a node only
+ * learns its new position when it moves. It is 4-ary: half the levels of a
+ * binary heap, and the four children of an entry share cache lines. The
+ * position recorded in each node makes removing an arbitrary node
+ * O(log n). The sequence number breaks ties between equal keys in
+ * insertion order, which keeps timer firing deterministic.
  */
 #ifndef FDN_HEAP_H
 #define FDN_HEAP_H
@@ -14,14 +18,20 @@
 #define FDN_HEAP_NONE UINT32_MAX
 
 typedef struct fdn_heap_node_s {
-  uint64_t key;
+  uint64_t key; /* copied from the heap entry, for the owner to read */
   uint64_t seq;
   uint32_t index; /* position in the heap, FDN_HEAP_NONE when absent */
   uint32_t tag;   /* owner's type tag; the heap never reads it */
 } fdn_heap_node_t;
 
+typedef struct fdn_heap_entry_s {
+  uint64_t key;
+  uint64_t seq;
+  fdn_heap_node_t *node;
+} fdn_heap_entry_t;
+
 typedef struct fdn_heap_s {
-  fdn_heap_node_t **nodes;
+  fdn_heap_entry_t *entries;
   uint32_t len;
   uint32_t cap;
   uint64_t next_seq;
@@ -29,7 +39,9 @@ typedef struct fdn_heap_s {
 
 void fdn_heap_init(fdn_heap_t *heap);
 
-/* Frees the heap's array. Nodes are the caller's and are left untouched. */
+/* Frees the heap's array. Nodes are the caller's and are left untouched
+ * but for being marked absent.
+ */
 void fdn_heap_free(fdn_heap_t *heap);
 
 /* Marks a node as absent from any heap. */
