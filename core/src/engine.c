@@ -96,13 +96,13 @@ static void update_idle(fdn_engine_t *engine) {
  * the new deadline comes sooner than the armed one.
  */
 static void rearm(fdn_engine_t *engine) {
-  fdn_heap_node_t *top;
+  const fdn_heap_entry_t *top;
   uint64_t due_ms, now_ms;
   if (engine->clock.kind == FDN_CLOCK_VIRTUAL || engine->closing) {
     update_idle(engine);
     return;
   }
-  top = fdn_heap_peek(&engine->timers);
+  top = fdn_heap_top(&engine->timers);
   if (top == NULL) {
     if (engine->timer_armed) {
       uv_timer_stop(&engine->timer);
@@ -175,9 +175,10 @@ void fdn__engine_fire_due(fdn_engine_t *engine, uint64_t now) {
    * that re-arms itself with no delay cannot spin here forever.
    */
   uint64_t seq_limit = engine->timers.next_seq;
-  fdn_heap_node_t *node;
-  while ((node = fdn_heap_peek(&engine->timers)) != NULL && node->key <= now &&
-         node->seq < seq_limit) {
+  const fdn_heap_entry_t *top;
+  while ((top = fdn_heap_top(&engine->timers)) != NULL && top->key <= now &&
+         top->seq < seq_limit) {
+    fdn_heap_node_t *node = top->node;
     fdn_heap_remove(&engine->timers, node);
     switch (node->tag) {
     case FDN__TAG_TIMER: {
@@ -229,7 +230,7 @@ static size_t tick(fdn_engine_t *engine, int stoppable) {
 }
 
 static void jump_to_next_deadline(fdn_engine_t *engine) {
-  fdn_heap_node_t *top = fdn_heap_peek(&engine->timers);
+  const fdn_heap_entry_t *top = fdn_heap_top(&engine->timers);
   if (top == NULL)
     return;
   if (top->key > engine->clock.virtual_now)
@@ -242,7 +243,7 @@ static void jump_to_next_deadline(fdn_engine_t *engine) {
  * advancing task.
  */
 static void settle_advance(fdn_engine_t *engine) {
-  fdn_heap_node_t *top = fdn_heap_peek(&engine->timers);
+  const fdn_heap_entry_t *top = fdn_heap_top(&engine->timers);
   uint64_t target = engine->advance_target;
   if (top != NULL && top->key <= target) {
     if (top->key > engine->clock.virtual_now)
@@ -284,13 +285,13 @@ size_t fdn_engine_run_ready(fdn_engine_t *engine) {
 
 int fdn_engine_advance(fdn_engine_t *engine, uint64_t delta_ns) {
   uint64_t now, target;
-  fdn_heap_node_t *top;
+  const fdn_heap_entry_t *top;
   if (engine->clock.kind != FDN_CLOCK_VIRTUAL)
     return FDN_ESTATE;
   now = engine->clock.virtual_now;
   target = delta_ns > FDN_FOREVER - now ? FDN_FOREVER : now + delta_ns;
   fdn_engine_run_ready(engine);
-  while ((top = fdn_heap_peek(&engine->timers)) != NULL && top->key <= target) {
+  while ((top = fdn_heap_top(&engine->timers)) != NULL && top->key <= target) {
     if (top->key > engine->clock.virtual_now)
       fdn_clock_set(&engine->clock, top->key);
     fdn__engine_fire_due(engine, engine->clock.virtual_now);
@@ -341,7 +342,7 @@ int fdn_engine_set_autojump(fdn_engine_t *engine, int on) {
 }
 
 int fdn_engine_next_deadline(const fdn_engine_t *engine, uint64_t *out) {
-  fdn_heap_node_t *top = fdn_heap_peek(&engine->timers);
+  const fdn_heap_entry_t *top = fdn_heap_top(&engine->timers);
   if (top == NULL)
     return FDN_EAGAIN;
   *out = top->key;

@@ -62,8 +62,6 @@ void fdn_heap_free(fdn_heap_t *heap) {
 }
 
 void fdn_heap_node_init(fdn_heap_node_t *node, uint32_t tag) {
-  node->key = 0;
-  node->seq = 0;
   node->index = FDN_HEAP_NONE;
   node->tag = tag;
 }
@@ -83,10 +81,8 @@ int fdn_heap_push(fdn_heap_t *heap, fdn_heap_node_t *node, uint64_t key) {
     heap->entries = entries;
     heap->cap = cap;
   }
-  node->key = key;
-  node->seq = heap->next_seq++;
   e.key = key;
-  e.seq = node->seq;
+  e.seq = heap->next_seq++;
   e.node = node;
   sift_up(heap, heap->len++, e);
   return 0;

@@ -291,6 +291,7 @@ int fdn_scope_enter(fdn_task_t *task, fdn_scope_t *scope, uint64_t deadline_ns,
   if (fdn_task_finished(task))
     return FDN_ESTATE;
   fdn_heap_node_init(&scope->deadline, FDN__TAG_SCOPE);
+  scope->deadline_ns = deadline_ns;
   scope->shield = shield != 0;
   scope->expired = 0;
   scope->cancelled = 0;
@@ -351,9 +352,8 @@ int fdn_task_deadline(const fdn_task_t *task, uint64_t *out) {
       earliest = 0;
       break;
     }
-    if (fdn_heap_node_active(&scope->deadline) &&
-        scope->deadline.key < earliest)
-      earliest = scope->deadline.key;
+    if (fdn_heap_node_active(&scope->deadline) && scope->deadline_ns < earliest)
+      earliest = scope->deadline_ns;
     if (scope->shield)
       break;
   }

@@ -15,9 +15,11 @@ TEST_IMPL(heap_pops_in_key_order) {
   }
   ASSERT_EQ(fdn_heap_len(&heap), 5);
   for (i = 1; i <= 5; i++) {
-    fdn_heap_node_t *top = fdn_heap_pop(&heap);
+    fdn_heap_node_t *top;
+    ASSERT(fdn_heap_top(&heap) != NULL);
+    ASSERT_EQ(fdn_heap_top(&heap)->key, (uint64_t)(i * 10));
+    top = fdn_heap_pop(&heap);
     ASSERT(top != NULL);
-    ASSERT_EQ(top->key, (uint64_t)(i * 10));
     ASSERT(!fdn_heap_node_active(top));
   }
   ASSERT(fdn_heap_pop(&heap) == NULL);
@@ -95,14 +97,19 @@ TEST_IMPL(heap_random_removals_keep_order) {
     remaining += present[i];
   ASSERT_EQ(fdn_heap_len(&heap), remaining);
   for (i = 0; i < remaining; i++) {
-    fdn_heap_node_t *top = fdn_heap_pop(&heap);
+    const fdn_heap_entry_t *e = fdn_heap_top(&heap);
+    uint64_t key, seq;
+    fdn_heap_node_t *top;
+    ASSERT(e != NULL);
+    key = e->key;
+    seq = e->seq;
+    top = fdn_heap_pop(&heap);
     ASSERT(top != NULL);
     ASSERT(present[top - nodes]);
     if (i > 0)
-      ASSERT(top->key > last_key ||
-             (top->key == last_key && top->seq > last_seq));
-    last_key = top->key;
-    last_seq = top->seq;
+      ASSERT(key > last_key || (key == last_key && seq > last_seq));
+    last_key = key;
+    last_seq = seq;
   }
   ASSERT(fdn_heap_peek(&heap) == NULL);
   fdn_heap_free(&heap);

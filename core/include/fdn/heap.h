@@ -17,9 +17,10 @@
 
 #define FDN_HEAP_NONE UINT32_MAX
 
+/* Embedded in whatever the heap orders (a task, a timer); 8 bytes, since
+ * key and sequence live in the heap's own array.
+ */
 typedef struct fdn_heap_node_s {
-  uint64_t key; /* copied from the heap entry, for the owner to read */
-  uint64_t seq;
   uint32_t index; /* position in the heap, FDN_HEAP_NONE when absent */
   uint32_t tag;   /* owner's type tag; the heap never reads it */
 } fdn_heap_node_t;
@@ -54,6 +55,11 @@ void fdn_heap_node_init(fdn_heap_node_t *node, uint32_t tag);
 int fdn_heap_push(fdn_heap_t *heap, fdn_heap_node_t *node, uint64_t key);
 
 fdn_heap_node_t *fdn_heap_peek(const fdn_heap_t *heap);
+
+/* The smallest entry (its key, seq and node), or NULL when empty. */
+static inline const fdn_heap_entry_t *fdn_heap_top(const fdn_heap_t *heap) {
+  return heap->len ? &heap->entries[0] : NULL;
+}
 fdn_heap_node_t *fdn_heap_pop(fdn_heap_t *heap);
 
 /* Removes a node from the heap; a node not in the heap is ignored. */

@@ -71,6 +71,7 @@ struct fdn_scope_s {
   fdn_scope_t *parent;
   fdn_task_t *task;
   fdn_heap_node_t deadline;
+  uint64_t deadline_ns; /* FDN_FOREVER for none */
   uint8_t shield;
   uint8_t expired;
   uint8_t entered;
