@@ -112,11 +112,16 @@ static int pmain(lua_State *L) {
   static const luaL_Reg native[] = {{"watch_signals", l_watch_signals},
                                     {"unwatch_signals", l_unwatch_signals},
                                     {NULL, NULL}};
+  /* As lua.c does: no collection while the libraries load (everything
+   * they allocate stays alive anyway); it restarts before user code runs.
+   */
+  lua_gc(L, LUA_GCSTOP, 0);
   luaL_openlibs(L);
   fdn_lua_preload(L);
   lua_getglobal(L, "require");
   lua_pushliteral(L, "fdn.cli");
   lua_call(L, 1, 1);
+  lua_gc(L, LUA_GCRESTART, 0);
   lua_getfield(L, -1, "main");
   lua_createtable(L, argc, 0);
   for (i = 0; i < argc; i++) {

@@ -56,19 +56,22 @@ void lfdn_task_push(lua_State *L, lfdn_task_t *task) {
 /* Spawns L[first] with L[first+1..top] as arguments; pushes the task. */
 int lfdn_task_spawn(lua_State *L, lfdn_engine_t *engine, int first, int flags) {
   lfdn_state_t *st = engine->st;
-  int top = lua_gettop(L), n = top - first + 1, i, rc;
+  int n = lua_gettop(L) - first + 1, rc;
   lfdn_task_t *task, *parent;
   lua_State *co;
   uint32_t slot;
+  int base;
 
   if (engine->core == NULL || engine->closed)
     return lfdn_raise(L, "Closed", "fdn.spawn: the engine is closed");
-  lua_checkstack(L, n + 4);
-  co = lfdn_state_pool_pop(st, L);
-  task = lua_newuserdata(L, sizeof(*task));
-  memset(task, 0, sizeof(*task));
   if (lfdn_state_alloc_slot(st, &slot) != 0)
     return lfdn_raise(L, "Error", "fdn.spawn: out of task slots");
+  /* The function and its arguments go straight onto the coroutine. */
+  co = lfdn_state_pool_pop(st, L);
+  lua_insert(L, first);
+  lua_xmove(L, co, n);
+  task = lua_newuserdata(L, sizeof(*task));
+  task->core.data = NULL;
   rc = fdn_task_init(engine->core, &task->core, task_run);
   if (rc != 0) {
     lfdn_state_free_slot(st, slot, 0);
@@ -76,34 +79,35 @@ int lfdn_task_spawn(lua_State *L, lfdn_engine_t *engine, int first, int flags) {
   }
   task->st = st;
   task->co = co;
+  task->where = NULL;
   task->slot = slot;
+  task->finish_seq = 0;
+  task->nresults = 0;
   task->flags = (uint16_t)flags;
+  task->inline_type = LUA_TNIL;
+  task->inline_value = 0;
   if (flags & LFDN_TASK_DAEMON)
     engine->daemons++;
-  /* Stack: ..., co, task. Bring the metatable and the anchors over once. */
+  /* Stack: ..., co, task. Bring the metatable and the anchors over once;
+   * anchor the handle and the coroutine while the task lives.
+   */
   lua_pushvalue(st->S, LFDN_S_TASK_MT);
   lua_pushvalue(st->S, LFDN_S_ANCHORS);
   lua_xmove(st->S, L, 2);
-  lua_pushvalue(L, -1 - 2);
-  lua_rawseti(L, -2, (int)(slot * 3u + 1u + LFDN_ANCHOR_TASK));
-  lua_pushvalue(L, -1 - 3);
-  lua_rawseti(L, -2, (int)(slot * 3u + 1u + LFDN_ANCHOR_CO));
-  /* Inherit the spawner's context (slots start out nil). */
+  base = (int)(slot * 3u + 1u);
+  lua_pushvalue(L, -3);
+  lua_rawseti(L, -2, base + LFDN_ANCHOR_TASK);
+  lua_pushvalue(L, -4);
+  lua_rawseti(L, -2, base + LFDN_ANCHOR_CO);
+  /* Inherit the spawner's context (a fresh slot's context is nil). */
   parent = lfdn_task_current(engine);
-  if (parent != NULL) {
+  if (parent != NULL && (parent->flags & LFDN_TASK_HAS_CTX)) {
     lua_rawgeti(L, -1, (int)(parent->slot * 3u + 1u + LFDN_ANCHOR_CTX));
-    if (!lua_isnil(L, -1)) {
-      lua_rawseti(L, -2, (int)(slot * 3u + 1u + LFDN_ANCHOR_CTX));
-      task->flags |= LFDN_TASK_HAS_CTX;
-    } else
-      lua_pop(L, 1);
+    lua_rawseti(L, -2, base + LFDN_ANCHOR_CTX);
+    task->flags |= LFDN_TASK_HAS_CTX;
   }
   lua_pop(L, 1);
   lua_setmetatable(L, -2);
-
-  for (i = first; i <= top; i++)
-    lua_pushvalue(L, i);
-  lua_xmove(L, co, n);
   if (!(flags & LFDN_TASK_DEFERRED))
     fdn_task_start(&task->core);
   return 1;

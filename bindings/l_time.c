@@ -9,11 +9,14 @@ static int l_sleep(lua_State *L) {
   if (lua_type(L, 1) != LUA_TNUMBER ||
       fdn_seconds_to_ns(lua_tonumber(L, 1), &ns) != 0)
     return lfdn_argerror(L, "fdn.sleep", "seconds", "a non-negative number", 1);
-  task = lfdn_suspendable(L, "fdn.sleep");
+  task = lfdn_suspendable_fast(L);
+  if (task == NULL)
+    task = lfdn_suspendable(L, "fdn.sleep");
   rc = ns == 0 ? fdn_task_yield(&task->core) : fdn_task_sleep(&task->core, ns);
   if (rc != 0)
     return lfdn_push_park_failure(L, task, rc, "fdn.sleep");
-  return lfdn_yield(L, task, "fdn.sleep");
+  task->where = "fdn.sleep";
+  return lua_yield(L, 0);
 }
 
 static int l_now(lua_State *L) {

@@ -176,6 +176,22 @@ int lfdn_task_is_lua(const fdn_task_t *task);
  * returns it; raises a clear error otherwise.
  */
 lfdn_task_t *lfdn_suspendable(lua_State *L, const char *fname);
+
+/* The same check, inline for hot paths: the running task when L is it and
+ * may yield, NULL otherwise (then call lfdn_suspendable for the error).
+ */
+static inline lfdn_task_t *lfdn_suspendable_fast(lua_State *L) {
+  lfdn_engine_t *engine = lfdn_state(L)->engine;
+  fdn_task_t *core;
+  lfdn_task_t *task;
+  if (engine == NULL || engine->closed || engine->core == NULL)
+    return NULL;
+  core = fdn_engine_current(engine->core);
+  if (core == NULL || !lfdn_task_is_lua(core))
+    return NULL;
+  task = (lfdn_task_t *)core;
+  return task->co == L && lua_isyieldable(L) ? task : NULL;
+}
 /* Pushes the "st, cause" pair a suspending call returns when it cannot
  * park (cancelled) and returns 2.
  */
