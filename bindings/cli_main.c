@@ -5,11 +5,18 @@
  * first SIGINT/SIGTERM wakes the loop (uv_async_send is async-signal-safe)
  * and the script is cancelled gracefully; a second one exits at once, even
  * when a task is busy and the loop cannot run.
+ *
+ * The first signal also arms a watchdog for the grace period (--grace): a
+ * POSIX timer made up front (timer_settime is async-signal-safe, so the
+ * handler itself arms it) whose SIGALRM ends the process if it is still
+ * alive then. That is what bounds a shutdown the loop never gets to run:
+ * a task spinning in a pure-Lua loop, where no hook can interrupt it.
  */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <lauxlib.h>
@@ -25,11 +32,39 @@ static volatile sig_atomic_t first_signal;
 static lua_State *signal_thread;
 static int signal_thread_ref = LUA_NOREF;
 static int signal_callback_ref = LUA_NOREF;
+static timer_t grace_timer;
+static int grace_timer_ready;
+static double grace_seconds;
+
+static void on_grace_expired(int sig) {
+  static const char msg[] =
+      "fdn-lua: the shutdown grace period expired, exiting now\n";
+  ssize_t ignored = write(STDERR_FILENO, msg, sizeof(msg) - 1);
+  (void)ignored;
+  (void)sig;
+  _exit(128 + (first_signal ? first_signal : SIGINT));
+}
+
+/* Called from the signal handler: only async-signal-safe calls. */
+static void arm_grace_timer(void) {
+  struct itimerspec its;
+  double whole;
+  if (!grace_timer_ready)
+    return;
+  memset(&its, 0, sizeof(its));
+  whole = (double)(time_t)grace_seconds;
+  its.it_value.tv_sec = (time_t)whole;
+  its.it_value.tv_nsec = (long)((grace_seconds - whole) * 1e9);
+  if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
+    its.it_value.tv_nsec = 1; /* zero would disarm it */
+  timer_settime(grace_timer, 0, &its, NULL);
+}
 
 static void on_signal(int sig) {
   signal_count++;
   if (signal_count == 1 && signal_async_ready) {
     first_signal = sig;
+    arm_grace_timer();
     uv_async_send(&signal_async);
     return;
   }
@@ -65,12 +100,34 @@ static void set_handlers(void (*handler)(int)) {
   sigaction(SIGTERM, &sa, NULL);
 }
 
-/* watch_signals(engine, callback(signame, signo)) */
+/* The watchdog's timer, made before any signal can come. Without one
+ * (timer_create failed) the grace period is not enforced from C.
+ */
+static void make_grace_timer(double seconds) {
+  struct sigevent sev;
+  struct sigaction sa;
+  if (grace_timer_ready || !(seconds >= 0) || seconds > 1e9)
+    return; /* math.huge: no watchdog */
+  memset(&sev, 0, sizeof(sev));
+  sev.sigev_notify = SIGEV_SIGNAL;
+  sev.sigev_signo = SIGALRM;
+  if (timer_create(CLOCK_MONOTONIC, &sev, &grace_timer) != 0)
+    return;
+  memset(&sa, 0, sizeof(sa));
+  sa.sa_handler = on_grace_expired;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGALRM, &sa, NULL);
+  grace_seconds = seconds;
+  grace_timer_ready = 1;
+}
+
+/* watch_signals(engine, callback(signame, signo), grace_seconds) */
 static int l_watch_signals(lua_State *L) {
   lfdn_engine_t *engine = luaL_checkudata(L, 1, LFDN_ENGINE_MT);
   luaL_checktype(L, 2, LUA_TFUNCTION);
   if (signal_async_ready || engine->core == NULL)
     return 0;
+  make_grace_timer(luaL_optnumber(L, 3, -1));
   signal_thread = lua_newthread(L);
   signal_thread_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_pushvalue(L, 2);

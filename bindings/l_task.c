@@ -320,6 +320,7 @@ void lfdn_task_abandon(lfdn_task_t *task) {
   engine = fdn_engine_get_data(task->core.engine);
   if (task->flags & LFDN_TASK_DAEMON)
     engine->daemons--;
+  lfdn_engine_census_count(engine, task, FDN_TASK_CANCELLED);
   lfdn_state_push_anchor(st, slot, LFDN_ANCHOR_TASK);
   lua_pushvalue(st->S, LFDN_S_TASK_MT_DONE);
   lua_setmetatable(st->S, -2);

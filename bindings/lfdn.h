@@ -112,6 +112,12 @@ struct lfdn_engine_s {
   uv_timer_t *watchdog; /* engine:run{timeout}: the wall-clock limit */
   uint8_t timed_out;
   uint8_t keep_daemons; /* a detached run: daemons outlive its task */
+  /* engine:census_start(): how the tasks live at that moment (ids up to
+   * census_mark) end: census[0] done, [1] failed, [2] cancelled.
+   */
+  uint64_t census_mark;
+  uint32_t census_in_flight;
+  uint32_t census[3];
 };
 
 #define LFDN_TASK_MT "fdn.task"
@@ -151,6 +157,11 @@ void lfdn_report(lfdn_state_t *st, lua_State *L, const char *kind);
 /* l_engine.c */
 lfdn_engine_t *lfdn_engine_bound(lua_State *L, const char *fname);
 void lfdn_engine_task_finished(lfdn_engine_t *engine, lfdn_task_t *task);
+/* Counts a task that ends in `state` for engine:census(); call it once per
+ * task, when it finishes or is abandoned.
+ */
+void lfdn_engine_census_count(lfdn_engine_t *engine, const lfdn_task_t *task,
+                              fdn_task_state_t state);
 int lfdn_engine_cancel_all(lfdn_engine_t *engine, int daemons_only);
 int lfdn_engine_new_lua(lua_State *L, fdn_engine_options_t *opts);
 int lfdn_engine_run_root(lua_State *L, lfdn_engine_t *engine);

@@ -21,6 +21,9 @@ Options:
   --log-events[=PATTERN]
                  log fdn's lifecycle events (all, or those matching
                  PATTERN such as "task.*"; default: $FDN_LOG_EVENTS)
+  --grace S      shutdown grace period in seconds: after SIGINT/SIGTERM
+                 the process exits within S seconds whatever its tasks do
+                 (default: $FDN_SHUTDOWN_GRACE, else 30; 'inf': no limit)
   -v, --version  print the version and exit
   -h, --help     print this help and exit
   --             stop handling options
@@ -28,7 +31,12 @@ Options:
 
 Exit status: 0 when the script succeeds, 1 when it fails (the error and its
 traceback go to stderr), 130 after SIGINT and 143 after SIGTERM (the script
-is cancelled and its cleanups run; a second signal exits at once).]==]
+is cancelled and its cleanups run; a second signal, or the end of the grace
+period, exits at once).]==]
+
+--- Seconds from the first SIGINT/SIGTERM to a forced exit, when neither
+-- --grace nor FDN_SHUTDOWN_GRACE says otherwise.
+M.default_grace = 30
 
 local function fail(message)
   io.stderr:write("fdn-lua: ", message, "\n")
@@ -67,6 +75,16 @@ local function parse(argv)
     elseif a:find("^%-%-log%-level=") or a:find("^%-%-log%-format=") then
       local key, value = a:match("^%-%-(log%-%a+)=(.*)$")
       actions[#actions + 1] = { kind = key, value = value }
+    elseif a == "--grace" or a:find("^%-%-grace=") then
+      local value = a:match("^%-%-grace=(.*)$")
+      if value == nil then
+        value = argv[i + 1]
+        if value == nil then
+          return nil, fail("'--grace' needs an argument\n" .. M.usage)
+        end
+        i = i + 1
+      end
+      actions[#actions + 1] = { kind = "grace", value = value }
     elseif a == "--log-events" or a:find("^%-%-log%-events=") then
       actions[#actions + 1] = { kind = "log-events", value = a:match("^%-%-log%-events=(.*)$") or "*" }
     elseif a:sub(1, 2) == "-e" or a:sub(1, 2) == "-l" then
@@ -81,6 +99,17 @@ local function parse(argv)
   return actions, i
 end
 
+--- A grace period from --grace or FDN_SHUTDOWN_GRACE: seconds >= 0, or
+-- "inf". Returns the number, or nil and a message.
+local function parse_grace(text, from)
+  local g = text == "inf" and math.huge or tonumber(text)
+  if g == nil or g ~= g or g < 0 then
+    return nil, "bad value for " .. from .. ": '" .. tostring(text)
+      .. "' (expected a number of seconds >= 0, or inf)"
+  end
+  return g
+end
+
 local function describe_failure(task, err)
   local text = errors.format(err)
   local tb = type(err) == "table" and errors.class_of(err) and err.traceback or nil
@@ -91,6 +120,27 @@ local function describe_failure(task, err)
   return text
 end
 
+--- The last word of a shutdown: how the tasks in flight at the signal
+-- ended (drained: finished on their own, failures included; cancelled:
+-- cancelled or abandoned), as an event and an info record of the "fdn-lua"
+-- logger. drained + cancelled == in_flight, unless the C watchdog ended
+-- the process first (it says so on stderr).
+local function shutdown_record(engine, signame, signal_at, grace, code)
+  local c = engine:census()
+  local events = require "fdn.events"
+  local fields = {
+    signal = signame, in_flight = c.in_flight, drained = c.done + c.failed,
+    failed = c.failed, cancelled = c.cancelled, grace = grace,
+    elapsed = core.wall_time() - signal_at, exit_code = code,
+  }
+  if events.has("shutdown.finished") then
+    pcall(events.emit, "shutdown.finished", fields)
+  end
+  pcall(function()
+    require("fdn.log").get("fdn-lua").info("shutdown.finished", fields)
+  end)
+end
+
 function M.main(argv, native)
   local actions, script = parse(argv)
   if actions == nil then
@@ -98,8 +148,14 @@ function M.main(argv, native)
   end
   local interactive_only = true
   local log_opts, log_events = {}, nil
+  local grace, grace_err = M.default_grace, nil
+  if os.getenv("FDN_SHUTDOWN_GRACE") then
+    grace, grace_err = parse_grace(os.getenv("FDN_SHUTDOWN_GRACE"), "FDN_SHUTDOWN_GRACE")
+  end
   for _, action in ipairs(actions) do
-    if action.kind == "log-level" then
+    if action.kind == "grace" then
+      grace, grace_err = parse_grace(action.value, "--grace")
+    elseif action.kind == "log-level" then
       log_opts.level = action.value
     elseif action.kind == "log-format" then
       log_opts.format = action.value
@@ -123,8 +179,11 @@ function M.main(argv, native)
       return fail(type(err) == "table" and err.message or tostring(err))
     end
   end
+  if grace == nil then
+    return fail(grace_err)
+  end
   for _, action in ipairs(actions) do
-    if action.kind:find("^log%-") then -- luacheck: ignore 542
+    if action.kind:find("^log%-") or action.kind == "grace" then -- luacheck: ignore 542
       -- applied above
     elseif action.kind == "version" then
       io.stdout:write("fdn-lua ", fdn.version, " (", jit and jit.version or _VERSION, ")\n")
@@ -193,14 +252,23 @@ function M.main(argv, native)
     end
     return chunks[#chunks](unpack(script_args, 1, script_args.n or 0))
   end)
-  local got_signal
+  local got_signal, signal_name, signal_at
   native.watch_signals(engine, function(signame, signo)
-    got_signal = signo
+    got_signal, signal_name, signal_at = signo, signame, core.wall_time()
+    local in_flight = engine:census_start()
+    local events = require "fdn.events"
+    if events.has("shutdown.started") then
+      events.emit("shutdown.started", { signal = signame, in_flight = in_flight, grace = grace })
+    end
     -- The hooks run in a task of their own, shielded from cancellation, so
     -- they may suspend (flush a batcher, shut a manager down) before the
-    -- main task is cancelled; a second signal still exits at once.
+    -- main task is cancelled; a second signal still exits at once. They
+    -- get the grace period less what the cleanups after them may take, so
+    -- that the shutdown finishes (and says so) before the C watchdog
+    -- ends the process at the grace period.
     local function shutdown()
-      local scope = core.scope_enter(nil, true)
+      local reserve = math.min(fdn.cleanup_timeout, grace / 2)
+      local scope = core.scope_enter(grace < math.huge and grace - reserve or nil, true)
       local hooks = { unpack(fdn._shutdown_hooks) }
       for _, hook in ipairs(hooks) do
         local ok, err = pcall(hook, signame)
@@ -211,16 +279,23 @@ function M.main(argv, native)
       if scope then
         core.scope_exit(scope)
       end
+      local left = grace - (core.wall_time() - signal_at)
+      if left < fdn.cleanup_timeout then
+        fdn.cleanup_timeout = math.max(left - 0.05, 0)
+      end
       root:cancel(signame)
     end
     if not pcall(fdn.spawn_with, { name = "shutdown" }, shutdown) then
       shutdown()
     end
-  end)
+  end, grace)
   local ran, stuck = pcall(engine.run, engine, root)
   local outcome = { core.task_outcome(root, false) }
   native.unwatch_signals()
   engine:close()
+  if got_signal then
+    shutdown_record(engine, signal_name, signal_at, grace, 128 + got_signal)
+  end
   if not ran then
     return fail(errors.format(stuck))
   end
