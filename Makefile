@@ -32,3 +32,15 @@ bench:
 # Only the callgrind section: instructions per task for W1, W2, W6.
 bench-callgrind:
 	@ONLY="$(ONLY)" PEERS="$(PEERS)" CALLGRIND=only scripts/bench.sh
+
+# Reliability under load (docs/reliability-load.md): each prints its figures
+# and fails when one falls short. SOAK_N=10000000 make soak for the long form.
+.PHONY: soak backpressure shutdown-test
+soak:
+	@SOAK_N="$(SOAK_N)" scripts/load.sh soak
+
+backpressure:
+	@BACKPRESSURE_ITEMS="$(ITEMS)" scripts/load.sh backpressure
+
+shutdown-test:
+	@REPEAT="$(REPEAT)" scripts/load.sh shutdown
