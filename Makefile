@@ -44,3 +44,8 @@ backpressure:
 
 shutdown-test:
 	@REPEAT="$(REPEAT)" scripts/load.sh shutdown
+
+# Allocation-failure sweep (docs/reliability-load.md): REPEAT=5 for the long form.
+.PHONY: oom-sweep
+oom-sweep:
+	@REPEAT="$(REPEAT)" scripts/oom.sh

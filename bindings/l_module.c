@@ -65,7 +65,15 @@ static lfdn_state_t *new_state(lua_State *L) {
   st->W_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   /* Built on L and moved over: S itself never allocates (see lfdn.h). */
   for (i = 1; i <= LFDN_S_TOP; i++) {
-    lua_newtable(L);
+    /* The pool's and the hooks' arrays are made full size at once: they
+     * are written on S (the pool from a libuv callback), where growing a
+     * table, which may fail, is not allowed.
+     */
+    lua_createtable(L,
+                    i == LFDN_S_POOL    ? LFDN_POOL_MAX
+                    : i == LFDN_S_HOOKS ? 8
+                                        : 0,
+                    0);
     if (i == LFDN_S_NAMES) {
       /* Names follow the handle's life, not the other way round. */
       lua_createtable(L, 0, 1);

@@ -8,9 +8,6 @@
 
 #include "lfdn.h"
 
-/* Finished coroutines kept for reuse; beyond this they are left to the GC. */
-#define LFDN_POOL_MAX 256
-
 static int anchor_index(uint32_t slot, int which) {
   return (int)(slot * 3u + 1u + (uint32_t)which);
 }
@@ -22,6 +19,26 @@ void lfdn_state_push_anchor(lfdn_state_t *st, uint32_t slot, int which) {
 /* Pops the value on top of the scratch thread into the anchor. */
 void lfdn_state_set_anchor(lfdn_state_t *st, uint32_t slot, int which) {
   lua_rawseti(st->S, LFDN_S_ANCHORS, anchor_index(slot, which));
+}
+
+void lfdn_state_store_anchor(lfdn_state_t *st, lua_State *L, uint32_t slot,
+                             int which) {
+  lua_pushvalue(st->S, LFDN_S_ANCHORS);
+  lua_xmove(st->S, L, 1);
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, anchor_index(slot, which));
+  lua_pop(L, 1);
+}
+
+int lfdn_state_peek_slot(const lfdn_state_t *st, uint32_t *slot) {
+  if (st->nfree > 0) {
+    *slot = st->free_slots[st->nfree - 1];
+    return 0;
+  }
+  if (st->next_slot >= (UINT32_MAX - 4u) / 3u)
+    return FDN_ENOMEM;
+  *slot = st->next_slot;
+  return 0;
 }
 
 int lfdn_state_alloc_slot(lfdn_state_t *st, uint32_t *slot) {
@@ -37,8 +54,18 @@ int lfdn_state_alloc_slot(lfdn_state_t *st, uint32_t *slot) {
 
 void lfdn_state_free_slot(lfdn_state_t *st, uint32_t slot, int has_ctx) {
   int i;
-  /* A context anchor never set is nil already: skip the store. */
+  /* A context anchor never set is nil already: skip the store. So is an
+   * entry already cleared, which a rehash may have dropped from the
+   * table: storing nil there would allocate, and this runs in libuv
+   * callbacks and finalizers, where nothing may fail.
+   */
   for (i = 0; i < (has_ctx ? 3 : 2); i++) {
+    lfdn_state_push_anchor(st, slot, i);
+    if (lua_isnil(st->S, -1)) {
+      lua_pop(st->S, 1);
+      continue;
+    }
+    lua_pop(st->S, 1);
     lua_pushnil(st->S);
     lfdn_state_set_anchor(st, slot, i);
   }

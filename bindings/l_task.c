@@ -64,17 +64,39 @@ int lfdn_task_spawn(lua_State *L, lfdn_engine_t *engine, int first, int flags) {
 
   if (engine->core == NULL || engine->closed)
     return lfdn_raise(L, "Closed", "fdn.spawn: the engine is closed");
-  if (lfdn_state_alloc_slot(st, &slot) != 0)
-    return lfdn_raise(L, "Error", "fdn.spawn: out of task slots");
+  /* Whatever may raise (every allocation may: "not enough memory") comes
+   * before the task is registered with the engine: an error after that
+   * would leave a task the engine counts as live that nothing can run or
+   * finish, and the engine could never close.
+   */
   /* The function and its arguments go straight onto the coroutine. */
   co = lfdn_state_pool_pop(st, L);
   lua_insert(L, first);
   lua_xmove(L, co, n);
   task = lua_newuserdata(L, sizeof(*task));
   task->core.data = NULL;
+  /* Stack: ..., co, task. Bring the metatable and the anchors over once. */
+  lua_pushvalue(st->S, LFDN_S_TASK_MT);
+  lua_pushvalue(st->S, LFDN_S_ANCHORS);
+  lua_xmove(st->S, L, 2);
+  if (lfdn_state_peek_slot(st, &slot) != 0)
+    return lfdn_raise(L, "Error", "fdn.spawn: out of task slots");
+  base = (int)(slot * 3u + 1u);
+  /* The slot's entries may have to be made (the table grows): make them
+   * now, so the stores below only overwrite.
+   */
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, -2, base + LFDN_ANCHOR_CTX);
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, -2, base + LFDN_ANCHOR_CO);
+  lua_pushboolean(L, 0);
+  lua_rawseti(L, -2, base + LFDN_ANCHOR_TASK);
+  lua_pushnil(L);
+  lua_rawseti(L, -2, base + LFDN_ANCHOR_CTX);
+  lfdn_state_alloc_slot(st, &slot);
   rc = fdn_task_init(engine->core, &task->core, task_run);
   if (rc != 0) {
-    lfdn_state_free_slot(st, slot, 0);
+    lfdn_state_free_slot(st, slot, 1);
     return lfdn_raise_code(L, "fdn.spawn", rc);
   }
   task->st = st;
@@ -88,13 +110,7 @@ int lfdn_task_spawn(lua_State *L, lfdn_engine_t *engine, int first, int flags) {
   task->inline_value = 0;
   if (flags & LFDN_TASK_DAEMON)
     engine->daemons++;
-  /* Stack: ..., co, task. Bring the metatable and the anchors over once;
-   * anchor the handle and the coroutine while the task lives.
-   */
-  lua_pushvalue(st->S, LFDN_S_TASK_MT);
-  lua_pushvalue(st->S, LFDN_S_ANCHORS);
-  lua_xmove(st->S, L, 2);
-  base = (int)(slot * 3u + 1u);
+  /* Anchor the handle and the coroutine while the task lives. */
   lua_pushvalue(L, -3);
   lua_rawseti(L, -2, base + LFDN_ANCHOR_TASK);
   lua_pushvalue(L, -4);
@@ -137,59 +153,80 @@ static int is_cancelled_error(lfdn_state_t *st, lua_State *from) {
   return cancelled;
 }
 
-/* Pops `n` values from the top of `from` (never W itself: values cannot
- * be moved from a thread to itself) into a new environment table of
- * the handle: [VALUE] = the value (or a packed table when n > 1 or when
- * `packed`), [TRACEBACK] = the value below them when `with_traceback`.
- * Runs on W, never on S (see lfdn.h).
+/* Moves the top `n` values of `from` (W itself, or a coroutine) into a new
+ * environment table of the handle: [VALUE] = the value (or a packed table
+ * when n > 1), [TRACEBACK] = the value below them when `with_traceback`.
+ * Runs on W, never on S (see lfdn.h), and only ever moves values onto W,
+ * never onto a finished coroutine (whose stack may be full). Either all of
+ * it happens or, when an allocation fails, nothing does.
  */
 static void store_in_env(lfdn_task_t *task, lua_State *from, int n,
                          int with_traceback) {
   lfdn_state_t *st = task->st;
   lua_State *W = st->W;
-  int i, env;
+  int i, env, base;
+  if (from != W)
+    lua_xmove(from, W, n + with_traceback);
+  base = lua_gettop(W) - n - with_traceback + 1;
   lfdn_state_push_anchor(st, task->slot, LFDN_ANCHOR_TASK);
   lua_xmove(st->S, W, 1);
   lua_createtable(W, 2, 0);
   env = lua_gettop(W);
   if (n == 1) {
-    lua_xmove(from, W, 1);
+    lua_pushvalue(W, base + with_traceback);
   } else {
     lua_createtable(W, n, 0);
-    lua_xmove(from, W, n);
-    for (i = n; i >= 1; i--)
-      lua_rawseti(W, env + 1, i);
-    task->flags |= LFDN_TASK_PACKED;
+    for (i = 0; i < n; i++) {
+      lua_pushvalue(W, base + with_traceback + i);
+      lua_rawseti(W, -2, i + 1);
+    }
   }
   lua_rawseti(W, env, LFDN_ENV_VALUE);
   if (with_traceback) {
-    lua_xmove(from, W, 1);
+    lua_pushvalue(W, base);
     lua_rawseti(W, env, LFDN_ENV_TRACEBACK);
   }
   lua_setfenv(W, env - 1);
-  lua_pop(W, 1);
+  lua_settop(W, base - 1);
+  if (n != 1)
+    task->flags |= LFDN_TASK_PACKED;
   task->flags |= LFDN_TASK_IN_ENV;
   task->nresults = (uint16_t)(n > 0xffff ? 0xffff : n);
+}
+
+/* Stores nil at an anchor entry only when it holds something: a nil
+ * entry may be gone from the table (a rehash drops them), and storing to
+ * a missing key would allocate.
+ */
+static void clear_anchor(lfdn_state_t *st, uint32_t slot, int which) {
+  lfdn_state_push_anchor(st, slot, which);
+  if (lua_isnil(st->S, -1)) {
+    lua_pop(st->S, 1);
+    return;
+  }
+  lua_pop(st->S, 1);
+  lua_pushnil(st->S);
+  lfdn_state_set_anchor(st, slot, which);
 }
 
 /* The last step of every task, once its outcome is stored: tell the engine
  * and the listeners, then let go of the handle. The handle may be
  * collected as soon as this returns, so nothing touches `task` afterwards.
+ * Allocates nothing, so it cannot fail: a failed task's unobserved entry
+ * was made when its outcome was stored.
  */
 static void complete(lfdn_task_t *task, fdn_task_state_t state) {
   lfdn_state_t *st = task->st;
   lfdn_engine_t *engine = fdn_engine_get_data(task->core.engine);
   lua_State *S = st->S;
   uint32_t slot = task->slot;
+  int keeps_slot = state == FDN_TASK_FAILED && !(task->flags & LFDN_TASK_LOST);
   task->co = NULL;
   task->where = NULL;
   task->finish_seq = ++engine->finish_seq;
   if (task->flags & LFDN_TASK_DAEMON)
     engine->daemons--;
-  if (state == FDN_TASK_FAILED) {
-    lua_pushnumber(S, (lua_Number)task->core.id);
-    lua_rawseti(S, LFDN_S_UNOBSERVED, (int)slot + 1);
-  } else {
+  if (!keeps_slot) {
     /* Nothing left to report at collection: no finalizer needed. */
     lfdn_state_push_anchor(st, slot, LFDN_ANCHOR_TASK);
     lua_pushvalue(S, LFDN_S_TASK_MT_DONE);
@@ -198,7 +235,7 @@ static void complete(lfdn_task_t *task, fdn_task_state_t state) {
   }
   fdn_task_finish(&task->core, state);
   lfdn_engine_task_finished(engine, task);
-  if (state == FDN_TASK_FAILED) {
+  if (keeps_slot) {
     lua_pushnil(S);
     lfdn_state_set_anchor(st, slot, LFDN_ANCHOR_TASK);
   } else {
@@ -207,8 +244,139 @@ static void complete(lfdn_task_t *task, fdn_task_state_t state) {
   }
 }
 
+/* Storing a task's outcome allocates (tables, a traceback, the event
+ * hook's arguments), and it happens in a libuv callback, where a raised
+ * error ("not enough memory") would unwind through libuv's and the core's
+ * frames and leave both broken. So it runs protected; when it fails, the
+ * task still finishes, with its outcome lost (see lose_outcome).
+ */
+enum { STORE_RESULTS, STORE_ERROR, STORE_UNSTARTED, STORE_ABANDONED };
+
+typedef struct {
+  lfdn_task_t *task;
+  int kind;
+  fdn_task_state_t state; /* the state the stored outcome belongs to */
+} store_t;
+
+/* The error value is on top of the task's coroutine; its stack is still
+ * intact, so the traceback shows where the error was raised.
+ */
+static fdn_task_state_t store_error(lfdn_task_t *task) {
+  lfdn_state_t *st = task->st;
+  lua_State *S = st->S, *W = st->W, *co = task->co;
+  int cancelled = is_cancelled_error(st, co);
+  /* After a memory error the innermost frame may have no valid pc, and
+   * LuaJIT's luaL_traceback crashes looking up function names there (a
+   * segfault in lua_getinfo "n"): no traceback for those.
+   */
+  if (lua_status(co) == LUA_ERRMEM)
+    lua_pushliteral(W, "stack traceback:\n\t(not available after a memory "
+                       "error)");
+  else
+    luaL_traceback(W, co, NULL, 0);
+  lfdn_task_event(task, cancelled ? "cancelled" : "failed", co, 1);
+  lua_xmove(co, W, 1); /* W: traceback, error (never onto co: it may be full) */
+  if (cancelled) {
+    store_in_env(task, W, 1, 1);
+    return FDN_TASK_CANCELLED;
+  }
+  /* The stores that may allocate go through W, where an error is caught;
+   * the unobserved entry comes first, so a failure there leaves nothing
+   * half done.
+   */
+  lua_pushvalue(S, LFDN_S_UNOBSERVED);
+  lua_xmove(S, W, 1);
+  lua_pushnumber(W, (lua_Number)task->core.id);
+  lua_rawseti(W, -2, (int)task->slot + 1);
+  lua_pop(W, 1);
+  lfdn_state_store_anchor(st, W, task->slot, LFDN_ANCHOR_CO);
+  task->flags |= LFDN_TASK_HAS_CTX;
+  lfdn_state_store_anchor(st, W, task->slot, LFDN_ANCHOR_CTX);
+  task->nresults = 1;
+  return FDN_TASK_FAILED;
+}
+
+/* A Cancelled error made by fdn.errors, as the task's outcome. */
+static void store_cancelled(lfdn_task_t *task, const char *what, int event) {
+  lfdn_state_t *st = task->st;
+  char message[80];
+  snprintf(message, sizeof(message), "task %llu %s",
+           (unsigned long long)task->core.id, what);
+  lfdn_push_cancelled(st, st->W, message);
+  if (event)
+    lfdn_task_event(task, "cancelled", st->W, 0);
+  store_in_env(task, st->W, 1, 0);
+}
+
+static int store_protected(lua_State *W) {
+  store_t *req = lua_touserdata(W, 1);
+  lfdn_task_t *task = req->task;
+  lua_pop(W, 1);
+  switch (req->kind) {
+  case STORE_RESULTS:
+    store_in_env(task, task->co, lua_gettop(task->co), 0);
+    break;
+  case STORE_ERROR:
+    req->state = store_error(task);
+    break;
+  case STORE_UNSTARTED:
+    store_cancelled(task, "was cancelled before it started", 1);
+    break;
+  default:
+    store_cancelled(task, "was abandoned when its engine closed", 0);
+    break;
+  }
+  return 0;
+}
+
+/* When the outcome could not be stored: the task ends all the same (its
+ * engine must be able to finish and close), with a fixed error for an
+ * outcome (task:join raises it) and a line on stderr, since recording an
+ * unobserved failure would allocate too.
+ */
+static void lose_outcome(lfdn_task_t *task, int kind) {
+  lfdn_state_t *st = task->st;
+  lua_State *S = st->S;
+  lua_rawgeti(S, LFDN_S_UNOBSERVED, (int)task->slot + 1);
+  if (!lua_isnil(S, -1)) {
+    lua_pushnil(S);
+    lua_rawseti(S, LFDN_S_UNOBSERVED, (int)task->slot + 1);
+  }
+  lua_pop(S, 1);
+  if (task->flags & LFDN_TASK_HAS_CTX)
+    clear_anchor(st, task->slot, LFDN_ANCHOR_CTX);
+  task->flags &= (uint16_t) ~(LFDN_TASK_IN_ENV | LFDN_TASK_PACKED |
+                              LFDN_TASK_INLINE | LFDN_TASK_HAS_CTX);
+  task->flags |= LFDN_TASK_LOST;
+  task->nresults = 1;
+  if (kind == STORE_ERROR || kind == STORE_RESULTS)
+    fprintf(stderr,
+            "fdn: task %llu ended but its %s could not be kept (out of "
+            "memory)\n",
+            (unsigned long long)task->core.id,
+            kind == STORE_ERROR ? "error" : "results");
+}
+
+/* Stores the outcome (protected); returns the state to finish in. */
+static fdn_task_state_t store_outcome(lfdn_task_t *task, int kind,
+                                      fdn_task_state_t state) {
+  lua_State *W = task->st->W;
+  int top = lua_gettop(W);
+  store_t req;
+  req.task = task;
+  req.kind = kind;
+  req.state = state;
+  if (lua_cpcall(W, store_protected, &req) == 0)
+    return req.state;
+  lua_settop(W, top);
+  lose_outcome(task, kind);
+  return kind == STORE_RESULTS || kind == STORE_ERROR ? FDN_TASK_FAILED
+                                                      : FDN_TASK_CANCELLED;
+}
+
 static void finish_ok(lfdn_task_t *task, lua_State *co) {
   int n = lua_gettop(co), t = n == 0 ? LUA_TNIL : lua_type(co, 1);
+  fdn_task_state_t state = FDN_TASK_DONE;
   if (n <= 1 && (t == LUA_TNIL || t == LUA_TBOOLEAN || t == LUA_TNUMBER)) {
     task->inline_type = (uint8_t)t;
     task->inline_value = t == LUA_TBOOLEAN ? (lua_Number)lua_toboolean(co, 1)
@@ -216,52 +384,25 @@ static void finish_ok(lfdn_task_t *task, lua_State *co) {
     task->nresults = (uint16_t)n;
     task->flags |= LFDN_TASK_INLINE;
   } else {
-    store_in_env(task, co, n, 0);
+    state = store_outcome(task, STORE_RESULTS, FDN_TASK_DONE);
   }
   lfdn_state_pool_push(task->st, co);
-  complete(task, FDN_TASK_DONE);
+  complete(task, state);
 }
 
-/* The error value is on top of `co`; its stack is still intact, so the
- * traceback shows where the error was raised.
- */
-static void finish_error(lfdn_task_t *task, lua_State *co) {
-  lfdn_state_t *st = task->st;
-  lua_State *S = st->S;
-  int cancelled = is_cancelled_error(st, co);
-  luaL_traceback(st->W, co, NULL, 0);
-  lfdn_task_event(task, cancelled ? "cancelled" : "failed", co, 1);
-  if (cancelled) {
-    lua_xmove(st->W, co, 1);
-    lua_insert(co, -2); /* co: ..., traceback, error */
-    store_in_env(task, co, 1, 1);
-  } else {
-    lua_xmove(st->W, S, 1);
-    lfdn_state_set_anchor(st, task->slot, LFDN_ANCHOR_CTX);
-    lua_xmove(co, S, 1);
-    lfdn_state_set_anchor(st, task->slot, LFDN_ANCHOR_CO);
-    task->flags |= LFDN_TASK_HAS_CTX;
-    task->nresults = 1;
-  }
-  complete(task, cancelled ? FDN_TASK_CANCELLED : FDN_TASK_FAILED);
+static void finish_error(lfdn_task_t *task) {
+  complete(task, store_outcome(task, STORE_ERROR, FDN_TASK_FAILED));
 }
 
 /* A task cancelled before it first ran finishes without running its body;
  * its outcome is a Cancelled error made by fdn.errors.
  */
 static void finish_unstarted(lfdn_task_t *task) {
-  lfdn_state_t *st = task->st;
-  char message[64];
+  fdn_task_state_t state;
   lua_settop(task->co, 0);
-  snprintf(message, sizeof(message),
-           "task %llu was cancelled before it started",
-           (unsigned long long)task->core.id);
-  lfdn_push_cancelled(st, st->W, message);
-  lfdn_task_event(task, "cancelled", st->W, 0);
-  lua_xmove(st->W, task->co, 1);
-  store_in_env(task, task->co, 1, 0);
-  lfdn_state_pool_push(st, task->co);
-  complete(task, FDN_TASK_CANCELLED);
+  state = store_outcome(task, STORE_UNSTARTED, FDN_TASK_CANCELLED);
+  lfdn_state_pool_push(task->st, task->co);
+  complete(task, state);
 }
 
 static void task_run(fdn_task_t *core, int status) {
@@ -298,23 +439,18 @@ static void task_run(fdn_task_t *core, int status) {
   if (rc == 0)
     finish_ok(task, co);
   else
-    finish_error(task, co);
+    finish_error(task);
 }
 
 void lfdn_task_abandon(lfdn_task_t *task) {
   lfdn_state_t *st = task->st;
   lfdn_engine_t *engine;
-  char message[64];
   uint32_t slot = task->slot;
   if (fdn_task_finished(&task->core) ||
       fdn_task_state(&task->core) == FDN_TASK_RUNNING)
     return;
-  snprintf(message, sizeof(message),
-           "task %llu was abandoned when its engine closed",
-           (unsigned long long)task->core.id);
-  lfdn_push_cancelled(st, st->W, message);
-  lua_xmove(st->W, task->co, 1);
-  store_in_env(task, task->co, 1, 0);
+  /* Called from close and from finalizers: it must not fail either. */
+  store_outcome(task, STORE_ABANDONED, FDN_TASK_CANCELLED);
   task->co = NULL;
   task->where = NULL;
   engine = fdn_engine_get_data(task->core.engine);
@@ -339,6 +475,11 @@ int lfdn_task_push_outcome(lua_State *L, lfdn_task_t *task, int idx,
                       (int)task->core.id);
   if (!raise)
     lua_pushboolean(L, ok);
+  if (task->flags & LFDN_TASK_LOST) {
+    lua_pushliteral(L, "not enough memory (the task's outcome could not be "
+                       "kept)");
+    return raise ? lua_error(L) : 2;
+  }
   if (task->flags & LFDN_TASK_INLINE) {
     if (task->nresults == 0)
       return raise ? 0 : 1;
@@ -364,8 +505,13 @@ int lfdn_task_push_outcome(lua_State *L, lfdn_task_t *task, int idx,
     lua_remove(L, -2);
   } else {
     if (fdn_task_state(&task->core) == FDN_TASK_FAILED) {
-      lua_pushnil(st->S);
-      lua_rawseti(st->S, LFDN_S_UNOBSERVED, (int)task->slot + 1);
+      /* Observed now; cleared only if set (a missing key would be made). */
+      lua_rawgeti(st->S, LFDN_S_UNOBSERVED, (int)task->slot + 1);
+      if (!lua_isnil(st->S, -1)) {
+        lua_pushnil(st->S);
+        lua_rawseti(st->S, LFDN_S_UNOBSERVED, (int)task->slot + 1);
+      }
+      lua_pop(st->S, 1);
     }
     lfdn_state_push_anchor(st, task->slot, LFDN_ANCHOR_CO);
     lua_xmove(st->S, L, 1);
@@ -606,7 +752,8 @@ static int l_describe(lua_State *L) {
 static int l_traceback(lua_State *L) {
   lfdn_task_t *task = lfdn_task_check(L, 1, "task:traceback");
   if (!fdn_task_finished(&task->core) ||
-      fdn_task_state(&task->core) == FDN_TASK_DONE)
+      fdn_task_state(&task->core) == FDN_TASK_DONE ||
+      (task->flags & LFDN_TASK_LOST))
     return 0;
   if (task->flags & LFDN_TASK_IN_ENV) {
     lua_getfenv(L, 1);

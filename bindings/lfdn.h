@@ -33,6 +33,9 @@ enum {
   LFDN_S_TOP = 7
 };
 
+/* Finished coroutines kept for reuse; beyond this they are left to the GC. */
+#define LFDN_POOL_MAX 256
+
 /* Each task owns three consecutive anchor entries (a "slot group"). */
 enum {
   LFDN_ANCHOR_TASK = 0, /* the task userdata, while it is live */
@@ -82,7 +85,11 @@ enum {
    * cancellation at once): for tasks whose body is itself cleanup, such as
    * a batcher's flushers, which drain what they hold when cancelled.
    */
-  LFDN_TASK_RUNS_CANCELLED = 1024u
+  LFDN_TASK_RUNS_CANCELLED = 1024u,
+  /* Finished, but its outcome could not be stored (out of memory): join
+   * raises a fixed error instead.
+   */
+  LFDN_TASK_LOST = 2048u
 };
 
 struct lfdn_task_s {
@@ -131,8 +138,20 @@ static inline lfdn_state_t *lfdn_state(lua_State *L) {
   return (lfdn_state_t *)lua_touserdata(L, lua_upvalueindex(1));
 }
 void lfdn_state_push_anchor(lfdn_state_t *st, uint32_t slot, int which);
+/* Pops the value on top of S into an anchor entry that exists (one that
+ * holds a value, or was just made): the store must not allocate, since an
+ * error raised on S would unwind nowhere sensible.
+ */
 void lfdn_state_set_anchor(lfdn_state_t *st, uint32_t slot, int which);
+/* Pops the value on top of L (a running thread: the caller's, or W inside
+ * a protected call) into the anchor, making the entry if need be: the
+ * table may grow, and any error is raised on L.
+ */
+void lfdn_state_store_anchor(lfdn_state_t *st, lua_State *L, uint32_t slot,
+                             int which);
 int lfdn_state_alloc_slot(lfdn_state_t *st, uint32_t *slot);
+/* The slot lfdn_state_alloc_slot would hand out next, without taking it. */
+int lfdn_state_peek_slot(const lfdn_state_t *st, uint32_t *slot);
 void lfdn_state_free_slot(lfdn_state_t *st, uint32_t slot, int has_ctx);
 lua_State *lfdn_state_pool_pop(lfdn_state_t *st, lua_State *L);
 void lfdn_state_pool_push(lfdn_state_t *st, lua_State *co);

@@ -331,29 +331,42 @@ local function compact(items, n, d)
   end
 end
 
-local function handle_failure(self, rec, err)
-  rec[STATE] = FAILED
-  rec[VALUE] = err
-  local handled = self._on_error ~= nil
+-- The reports of a failed batch: they allocate, and a failure of theirs
+-- (out of memory) must not take the batch's own bookkeeping with it.
+local function report_failure(self, rec, err, handled, err2)
   if events.has("batch.failed") then
     events.emit("batch.failed", { batcher = self._name, seq = rec[SEQ], size = #rec[ITEMS],
       error = err, handled = handled })
   end
-  if handled then
-    local ok, err2 = pcall(self._on_error, err, rec[ITEMS])
-    if ok then
-      logger.warn("batcher.batch_failed", { batcher = self._name, seq = rec[SEQ],
-        size = #rec[ITEMS], error = err, handled = true })
-      return
-    end
+  if handled and err2 == nil then
+    logger.warn("batcher.batch_failed", { batcher = self._name, seq = rec[SEQ],
+      size = #rec[ITEMS], error = err, handled = true })
+  elseif handled then
     logger.error("batcher.on_error_failed", { batcher = self._name, seq = rec[SEQ],
       size = #rec[ITEMS], error = err2, batch_error = err })
   else
     logger.error("batcher.batch_failed", { batcher = self._name, seq = rec[SEQ],
       size = #rec[ITEMS], error = err, handled = false })
   end
+end
+
+local function handle_failure(self, rec, err)
+  rec[STATE] = FAILED
+  rec[VALUE] = err
+  self._failures = self._failures + 1
+  local handled = self._on_error ~= nil
+  -- Kept for close() before anything else can fail: whatever happens
+  -- next, the batch is either taken by on_error or reported undelivered.
   local undelivered = self._undelivered
   undelivered[#undelivered + 1] = rec
+  local ok, err2 = true, nil
+  if handled then
+    ok, err2 = pcall(self._on_error, err, rec[ITEMS])
+    if ok then
+      undelivered[#undelivered] = nil
+    end
+  end
+  pcall(report_failure, self, rec, err, handled, (not ok) and err2 or nil)
 end
 
 -- Runs batch `seq`; returns whether it failed (the flusher reports it done
@@ -441,8 +454,16 @@ local function flush_loop(self, lingered, draining)
   end
 end
 
+-- A flusher that died of an error of fdn's own making (out of memory in
+-- its bookkeeping, say) must not take its batch with it silently: the
+-- core counts that batch as failed, and close() raises for it (see
+-- lost_batches).
 local function flusher_main(self)
-  flush_loop(self, false)
+  local ok, err = pcall(flush_loop, self, false)
+  if not ok then
+    self._flusher_error = err
+    error(err, 0)
+  end
   -- A cancelled flusher (its engine's main task failed, say) does not
   -- leave items behind: it seals the open batch and flushes everything
   -- the batcher holds, shielded like any cleanup, for up to
@@ -530,6 +551,16 @@ function Batcher:close()
     end
   end
   local undelivered = self._undelivered
+  -- Batches the core saw fail that no flusher could account for (it died
+  -- holding them): their items are gone, which close() must say.
+  local lost = self._c.stats(self._n).failed - self._failures
+  if lost > 0 and not self._raised then
+    self._raised = true
+    error(M.BatchFailed.new(string.format("Batcher:close: %d batch(es) were lost when a "
+      .. "flusher failed: %s", lost, errors.format(self._flusher_error)),
+      { items = {}, errors = { self._flusher_error }, cause = self._flusher_error,
+        context = { batcher = self._name, lost_batches = lost } }), 2)
+  end
   if #undelivered > 0 and not self._raised then
     self._raised = true
     local items, errs = {}, {}
@@ -664,6 +695,7 @@ function Batcher.new(opts)
     _id = next_id, _name = name, _bs = batch_size, _max_pending = max_pending,
     _overflow = overflow, _handler = handler, _call = call, _on_error = on_error,
     _rec = rec, _buf = rec[ITEMS], _n = 0, _fast = 0, _q = {}, _qh = 1, _qt = 0, _undelivered = {},
+    _failures = 0,
     _closing = false, _last_drop_log = -huge,
   }, Batcher)
   self._c = c_new({
