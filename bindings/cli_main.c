@@ -76,15 +76,23 @@ static void on_signal(int sig) {
   _exit(128 + sig);
 }
 
+/* Calls the Lua signal callback; run protected, since even pushing its
+ * arguments may fail (out of memory) and this runs in a libuv callback.
+ */
+static int call_signal_callback(lua_State *T) {
+  lua_rawgeti(T, LUA_REGISTRYINDEX, signal_callback_ref);
+  lua_pushstring(T, first_signal == SIGTERM ? "SIGTERM" : "SIGINT");
+  lua_pushinteger(T, first_signal);
+  lua_call(T, 2, 0);
+  return 0;
+}
+
 static void on_signal_async(uv_async_t *handle) {
   lua_State *T = signal_thread;
   (void)handle;
   if (T == NULL || signal_callback_ref == LUA_NOREF)
     return;
-  lua_rawgeti(T, LUA_REGISTRYINDEX, signal_callback_ref);
-  lua_pushstring(T, first_signal == SIGTERM ? "SIGTERM" : "SIGINT");
-  lua_pushinteger(T, first_signal);
-  if (lua_pcall(T, 2, 0, 0) != 0) {
+  if (lua_cpcall(T, call_signal_callback, NULL) != 0) {
     fprintf(stderr, "fdn-lua: signal handler failed: %s\n",
             lua_tostring(T, -1) ? lua_tostring(T, -1) : "(error object)");
     lua_pop(T, 1);

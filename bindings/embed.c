@@ -15,6 +15,7 @@ struct fdn_lua_s {
   uv_loop_t *loop;
   char *last_error;
   int closing;
+  int outcome_ref; /* push_outcome, made up front (see on_call_done) */
 };
 
 typedef struct {
@@ -71,6 +72,13 @@ static void push_binding_function(lua_State *L, lua_CFunction fn) {
   lua_pushcclosure(L, fn, 1);
 }
 
+/* push_outcome(task) -> true, results... | false, err */
+static int push_outcome(lua_State *L) {
+  lfdn_task_t *task = lua_touserdata(L, 1);
+  lua_pop(L, 1);
+  return lfdn_task_push_outcome(L, task, 0, 0);
+}
+
 static int new_engine(lua_State *L) {
   return lfdn_engine_new_lua(L, lua_touserdata(L, 1));
 }
@@ -118,6 +126,8 @@ int fdn_lua_new(fdn_lua_t **out, const fdn_lua_options_t *opts) {
     }
   }
   h->engine = luaL_checkudata(L, -1, LFDN_ENGINE_MT);
+  lua_pushcfunction(L, push_outcome);
+  h->outcome_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_settop(L, 0);
   h->loop = fdn_engine_loop(h->engine->core);
   *out = h;
@@ -160,14 +170,24 @@ int fdn_lua_dostring(fdn_lua_t *h, const char *code, const char *chunkname) {
   return protected_call(h, 0, 0);
 }
 
+/* Runs as a task finishes, inside the core: pushing the outcome may fail
+ * (out of memory), so it runs protected, through a function made when the
+ * handle was, and a failure reaches the host as the call's error.
+ */
 static void on_call_done(fdn_listener_t *listener, fdn_task_t *core) {
   call_t *call = (call_t *)listener;
   fdn_lua_t *h = call->h;
   lua_State *L = h->L;
   int top = lua_gettop(L), n;
   lfdn_task_t *task = (lfdn_task_t *)core;
-  n = lfdn_task_push_outcome(L, task, 0, 0);
-  call->cb(h, call->data, lua_toboolean(L, top + 1), L, n - 1);
+  lua_rawgeti(L, LUA_REGISTRYINDEX, h->outcome_ref);
+  lua_pushlightuserdata(L, task);
+  if (lua_pcall(L, 1, LUA_MULTRET, 0) == 0) {
+    n = lua_gettop(L) - top;
+    call->cb(h, call->data, lua_toboolean(L, top + 1), L, n - 1);
+  } else {
+    call->cb(h, call->data, 0, L, 1);
+  }
   lua_settop(L, top);
   free(call);
 }

@@ -26,7 +26,8 @@ static int l_context_set(lua_State *L) {
     return 1;
   }
   lua_settop(L, 1);
-  lfdn_state_store_anchor(st, L, task->slot, LFDN_ANCHOR_CTX);
+  lua_xmove(L, st->S, 1);
+  lfdn_state_set_anchor(st, task->slot, LFDN_ANCHOR_CTX);
   task->flags |= LFDN_TASK_HAS_CTX;
   lua_pushboolean(L, 1);
   return 1;

@@ -1,6 +1,7 @@
 /* Per-Lua-state binding state: the scratch thread, task anchors, the
  * coroutine pool, Lua hooks, and the error-raising helpers.
  */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,23 +22,33 @@ void lfdn_state_set_anchor(lfdn_state_t *st, uint32_t slot, int which) {
   lua_rawseti(st->S, LFDN_S_ANCHORS, anchor_index(slot, which));
 }
 
-void lfdn_state_store_anchor(lfdn_state_t *st, lua_State *L, uint32_t slot,
-                             int which) {
-  lua_pushvalue(st->S, LFDN_S_ANCHORS);
-  lua_xmove(st->S, L, 1);
-  lua_insert(L, -2);
-  lua_rawseti(L, -2, anchor_index(slot, which));
-  lua_pop(L, 1);
-}
-
-int lfdn_state_peek_slot(const lfdn_state_t *st, uint32_t *slot) {
-  if (st->nfree > 0) {
-    *slot = st->free_slots[st->nfree - 1];
-    return 0;
-  }
+int lfdn_state_reserve_slot(lfdn_state_t *st, lua_State *L) {
+  uint32_t need, cap, i, n;
+  if (st->nfree > 0)
+    return 0; /* a free slot's entries are there already */
   if (st->next_slot >= (UINT32_MAX - 4u) / 3u)
     return FDN_ENOMEM;
-  *slot = st->next_slot;
+  need = st->next_slot + 1;
+  if (need <= st->anchor_cap)
+    return 0;
+  cap = st->anchor_cap ? st->anchor_cap : 64;
+  while (cap < need)
+    cap *= 2;
+  if (cap > (uint32_t)(INT_MAX / 3))
+    return FDN_ENOMEM;
+  /* A bigger table, its array part sized for `cap` slot groups, built on
+   * L (it may raise; nothing has changed then) and swapped in.
+   */
+  lua_createtable(L, (int)(cap * 3u), 0);
+  n = st->next_slot * 3u;
+  for (i = 1; i <= n; i++) {
+    lua_rawgeti(st->S, LFDN_S_ANCHORS, (int)i);
+    lua_xmove(st->S, L, 1);
+    lua_rawseti(L, -2, (int)i);
+  }
+  lua_xmove(L, st->S, 1);
+  lua_replace(st->S, LFDN_S_ANCHORS);
+  st->anchor_cap = cap;
   return 0;
 }
 
@@ -54,18 +65,8 @@ int lfdn_state_alloc_slot(lfdn_state_t *st, uint32_t *slot) {
 
 void lfdn_state_free_slot(lfdn_state_t *st, uint32_t slot, int has_ctx) {
   int i;
-  /* A context anchor never set is nil already: skip the store. So is an
-   * entry already cleared, which a rehash may have dropped from the
-   * table: storing nil there would allocate, and this runs in libuv
-   * callbacks and finalizers, where nothing may fail.
-   */
+  /* A context anchor never set is nil already: skip the store. */
   for (i = 0; i < (has_ctx ? 3 : 2); i++) {
-    lfdn_state_push_anchor(st, slot, i);
-    if (lua_isnil(st->S, -1)) {
-      lua_pop(st->S, 1);
-      continue;
-    }
-    lua_pop(st->S, 1);
     lua_pushnil(st->S);
     lfdn_state_set_anchor(st, slot, i);
   }

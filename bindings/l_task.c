@@ -75,28 +75,15 @@ int lfdn_task_spawn(lua_State *L, lfdn_engine_t *engine, int first, int flags) {
   lua_xmove(L, co, n);
   task = lua_newuserdata(L, sizeof(*task));
   task->core.data = NULL;
-  /* Stack: ..., co, task. Bring the metatable and the anchors over once. */
-  lua_pushvalue(st->S, LFDN_S_TASK_MT);
-  lua_pushvalue(st->S, LFDN_S_ANCHORS);
-  lua_xmove(st->S, L, 2);
-  if (lfdn_state_peek_slot(st, &slot) != 0)
-    return lfdn_raise(L, "Error", "fdn.spawn: out of task slots");
-  base = (int)(slot * 3u + 1u);
-  /* The slot's entries may have to be made (the table grows): make them
-   * now, so the stores below only overwrite.
+  /* The slot's anchor entries, in the table's array part: the stores
+   * below then only overwrite.
    */
-  lua_pushboolean(L, 0);
-  lua_rawseti(L, -2, base + LFDN_ANCHOR_CTX);
-  lua_pushboolean(L, 0);
-  lua_rawseti(L, -2, base + LFDN_ANCHOR_CO);
-  lua_pushboolean(L, 0);
-  lua_rawseti(L, -2, base + LFDN_ANCHOR_TASK);
-  lua_pushnil(L);
-  lua_rawseti(L, -2, base + LFDN_ANCHOR_CTX);
-  lfdn_state_alloc_slot(st, &slot);
+  if (lfdn_state_reserve_slot(st, L) != 0 ||
+      lfdn_state_alloc_slot(st, &slot) != 0)
+    return lfdn_raise(L, "Error", "fdn.spawn: out of task slots");
   rc = fdn_task_init(engine->core, &task->core, task_run);
   if (rc != 0) {
-    lfdn_state_free_slot(st, slot, 1);
+    lfdn_state_free_slot(st, slot, 0);
     return lfdn_raise_code(L, "fdn.spawn", rc);
   }
   task->st = st;
@@ -110,7 +97,13 @@ int lfdn_task_spawn(lua_State *L, lfdn_engine_t *engine, int first, int flags) {
   task->inline_value = 0;
   if (flags & LFDN_TASK_DAEMON)
     engine->daemons++;
-  /* Anchor the handle and the coroutine while the task lives. */
+  /* Stack: ..., co, task. Bring the metatable and the anchors over once;
+   * anchor the handle and the coroutine while the task lives.
+   */
+  lua_pushvalue(st->S, LFDN_S_TASK_MT);
+  lua_pushvalue(st->S, LFDN_S_ANCHORS);
+  lua_xmove(st->S, L, 2);
+  base = (int)(slot * 3u + 1u);
   lua_pushvalue(L, -3);
   lua_rawseti(L, -2, base + LFDN_ANCHOR_TASK);
   lua_pushvalue(L, -4);
@@ -194,21 +187,6 @@ static void store_in_env(lfdn_task_t *task, lua_State *from, int n,
   task->nresults = (uint16_t)(n > 0xffff ? 0xffff : n);
 }
 
-/* Stores nil at an anchor entry only when it holds something: a nil
- * entry may be gone from the table (a rehash drops them), and storing to
- * a missing key would allocate.
- */
-static void clear_anchor(lfdn_state_t *st, uint32_t slot, int which) {
-  lfdn_state_push_anchor(st, slot, which);
-  if (lua_isnil(st->S, -1)) {
-    lua_pop(st->S, 1);
-    return;
-  }
-  lua_pop(st->S, 1);
-  lua_pushnil(st->S);
-  lfdn_state_set_anchor(st, slot, which);
-}
-
 /* The last step of every task, once its outcome is stored: tell the engine
  * and the listeners, then let go of the handle. The handle may be
  * collected as soon as this returns, so nothing touches `task` afterwards.
@@ -280,18 +258,20 @@ static fdn_task_state_t store_error(lfdn_task_t *task) {
     store_in_env(task, W, 1, 1);
     return FDN_TASK_CANCELLED;
   }
-  /* The stores that may allocate go through W, where an error is caught;
-   * the unobserved entry comes first, so a failure there leaves nothing
-   * half done.
+  /* The unobserved table may grow: that store goes through W, where an
+   * error is caught (on S it could not be), and comes first, so that a
+   * failure leaves nothing half done. The anchor stores cannot fail.
    */
   lua_pushvalue(S, LFDN_S_UNOBSERVED);
   lua_xmove(S, W, 1);
   lua_pushnumber(W, (lua_Number)task->core.id);
   lua_rawseti(W, -2, (int)task->slot + 1);
   lua_pop(W, 1);
-  lfdn_state_store_anchor(st, W, task->slot, LFDN_ANCHOR_CO);
+  lua_xmove(W, S, 1);
+  lfdn_state_set_anchor(st, task->slot, LFDN_ANCHOR_CO);
+  lua_xmove(W, S, 1);
+  lfdn_state_set_anchor(st, task->slot, LFDN_ANCHOR_CTX);
   task->flags |= LFDN_TASK_HAS_CTX;
-  lfdn_state_store_anchor(st, W, task->slot, LFDN_ANCHOR_CTX);
   task->nresults = 1;
   return FDN_TASK_FAILED;
 }
@@ -343,8 +323,10 @@ static void lose_outcome(lfdn_task_t *task, int kind) {
     lua_rawseti(S, LFDN_S_UNOBSERVED, (int)task->slot + 1);
   }
   lua_pop(S, 1);
-  if (task->flags & LFDN_TASK_HAS_CTX)
-    clear_anchor(st, task->slot, LFDN_ANCHOR_CTX);
+  if (task->flags & LFDN_TASK_HAS_CTX) {
+    lua_pushnil(S);
+    lfdn_state_set_anchor(st, task->slot, LFDN_ANCHOR_CTX);
+  }
   task->flags &= (uint16_t) ~(LFDN_TASK_IN_ENV | LFDN_TASK_PACKED |
                               LFDN_TASK_INLINE | LFDN_TASK_HAS_CTX);
   task->flags |= LFDN_TASK_LOST;

@@ -63,7 +63,8 @@ typedef struct lfdn_state_s {
   uint32_t *free_slots;
   uint32_t nfree;
   uint32_t free_cap;
-  uint32_t next_slot; /* slot groups ever handed out */
+  uint32_t next_slot;  /* slot groups ever handed out */
+  uint32_t anchor_cap; /* slot groups the anchors' array part holds */
   int pool_len;
   int closed;
   fdn_rng_t rng;       /* used outside any engine */
@@ -138,20 +139,18 @@ static inline lfdn_state_t *lfdn_state(lua_State *L) {
   return (lfdn_state_t *)lua_touserdata(L, lua_upvalueindex(1));
 }
 void lfdn_state_push_anchor(lfdn_state_t *st, uint32_t slot, int which);
-/* Pops the value on top of S into an anchor entry that exists (one that
- * holds a value, or was just made): the store must not allocate, since an
- * error raised on S would unwind nowhere sensible.
+/* Pops the value on top of S into the anchor. Never allocates: every
+ * anchor entry of a slot handed out lies in the array part of the anchors
+ * table (lfdn_state_reserve_slot), so an error can never be raised on S.
  */
 void lfdn_state_set_anchor(lfdn_state_t *st, uint32_t slot, int which);
-/* Pops the value on top of L (a running thread: the caller's, or W inside
- * a protected call) into the anchor, making the entry if need be: the
- * table may grow, and any error is raised on L.
+/* Makes sure the slot lfdn_state_alloc_slot hands out next has its anchor
+ * entries in the array part of the anchors table, growing it (on L,
+ * which may raise "not enough memory") when needed. Call it before
+ * anything that cannot be undone; returns FDN_ENOMEM when out of slots.
  */
-void lfdn_state_store_anchor(lfdn_state_t *st, lua_State *L, uint32_t slot,
-                             int which);
+int lfdn_state_reserve_slot(lfdn_state_t *st, lua_State *L);
 int lfdn_state_alloc_slot(lfdn_state_t *st, uint32_t *slot);
-/* The slot lfdn_state_alloc_slot would hand out next, without taking it. */
-int lfdn_state_peek_slot(const lfdn_state_t *st, uint32_t *slot);
 void lfdn_state_free_slot(lfdn_state_t *st, uint32_t slot, int has_ctx);
 lua_State *lfdn_state_pool_pop(lfdn_state_t *st, lua_State *L);
 void lfdn_state_pool_push(lfdn_state_t *st, lua_State *co);
