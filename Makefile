@@ -49,3 +49,14 @@ shutdown-test:
 .PHONY: oom-sweep
 oom-sweep:
 	@REPEAT="$(REPEAT)" scripts/oom.sh
+
+# libFuzzer targets (docs/reliability-load.md): FUZZ_TIME seconds per target
+# (60 by default; the long form: FUZZ_TIME=3600 FUZZ_JOBS=2), then
+# `make fuzz-merge` to fold what they found into the committed corpus.
+.PHONY: fuzz fuzz-merge
+fuzz:
+	@FUZZ_TIME="$(FUZZ_TIME)" FUZZ_JOBS="$(FUZZ_JOBS)" FUZZ_TARGETS="$(FUZZ_TARGETS)" \
+	  scripts/fuzz.sh
+
+fuzz-merge:
+	@FUZZ_TARGETS="$(FUZZ_TARGETS)" scripts/fuzz.sh merge

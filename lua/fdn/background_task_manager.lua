@@ -215,7 +215,7 @@ local function check_name(self, fname, name)
 end
 
 --- Schedules fn() every opts.interval seconds under `name` (unique in this
--- manager). opts: interval (required, > 0); jitter (0..1: each run starts
+-- manager). opts: interval (required, >= 1e-9 s); jitter (0..1: each run starts
 -- up to jitter x interval late, drawn from fdn.random; 0); run_immediately
 -- (first run now rather than one interval from now; true); missed ("skip",
 -- "delay", "burst"); timeout (seconds a run may take before it is
@@ -242,8 +242,10 @@ function Manager:start_task(name, fn, opts)
     argerror(fname, "opts", "a table with an interval", opts)
   end
   local interval = opts.interval
-  if type(interval) ~= "number" or interval ~= interval or interval <= 0 or interval == huge then
-    argerror(fname, "opts.interval", "a positive number of seconds", interval)
+  -- At least the engine clock's resolution: a shorter interval is 0 ns,
+  -- and a schedule that never lets time move starves a virtual clock.
+  if type(interval) ~= "number" or interval ~= interval or interval < 1e-9 or interval == huge then
+    argerror(fname, "opts.interval", "a number of seconds >= 1e-9 (one nanosecond)", interval)
   end
   local jitter = opts.jitter or 0
   if type(jitter) ~= "number" or jitter ~= jitter or jitter < 0 or jitter > 1 then

@@ -152,8 +152,15 @@ local function new_instance(class, message, opts)
       error(M.InvalidArgument.new(class.name .. ".new: bad argument 'opts' "
         .. "(expected a table, got " .. type(opts) .. ")"), 2)
     end
-    for k, v in pairs(opts) do
+    -- next() by hand, not a pairs() loop: the LuaJIT 2.1 of Debian 12
+    -- (2.1.0-beta3, git 2022-03-20) skips keys in a pairs() loop once the
+    -- JIT has blacklisted it (LuaJIT issue #827, fixed upstream later), and
+    -- this loop runs for every error fdn raises: the fuzzer caught an
+    -- InvalidArgument that had lost its context (spec/fuzz_regressions_spec).
+    local k, v = next(opts)
+    while k ~= nil do
       err[k] = v
+      k, v = next(opts, k)
     end
     if opts.code ~= nil then
       err.code = opts.code

@@ -82,7 +82,11 @@ end
 
 function EventTracker:_keep(record)
   local max, buf = self._max, self._buf
-  if self._len < max then
+  if max == math.huge then
+    -- No ring: x % math.huge is NaN in Lua 5.1 (x - floor(x/inf) * inf).
+    self._len = self._len + 1
+    buf[self._len] = record
+  elseif self._len < max then
     buf[(self._head + self._len - 1) % max + 1] = record
     self._len = self._len + 1
   else
@@ -166,6 +170,12 @@ end
 function EventTracker:get_events()
   check_self(self, "tracker:get_events")
   local out, max, buf = {}, self._max, self._buf
+  if max == math.huge then -- no ring (see _keep)
+    for i = 1, self._len do
+      out[i] = buf[i]
+    end
+    return out
+  end
   for i = 1, self._len do
     out[i] = buf[(self._head + i - 2) % max + 1]
   end
