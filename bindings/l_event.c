@@ -76,19 +76,6 @@ void lfdn_open_event(lua_State *L) {
                                      {NULL, NULL}};
   static const luaL_Reg funcs[] = {
       {"event_new", l_event_new}, {"event_wait", l_event_wait}, {NULL, NULL}};
-  int state = lua_gettop(L), module = state - 1, mt;
-  lua_newtable(L);
-  mt = lua_gettop(L);
-  lua_newtable(L);
-  lfdn_register_with_mt(L, methods, state, mt);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, module, "event_methods");
-  lua_setfield(L, mt, "__index");
-  lua_pushcfunction(L, l_tostring);
-  lua_setfield(L, mt, "__tostring");
-  lua_pushliteral(L, "fdn.Event");
-  lua_setfield(L, mt, "__name");
-  lua_pushvalue(L, module);
-  lfdn_register_with_mt(L, funcs, state, mt);
-  lua_settop(L, state);
+  lfdn_open_class(L, "fdn.Event", "event_methods", methods, NULL, l_tostring,
+                  funcs);
 }

@@ -133,19 +133,6 @@ void lfdn_open_limiter(lua_State *L) {
   static const luaL_Reg funcs[] = {{"limiter_new", l_limiter_new},
                                    {"limiter_acquire", l_limiter_acquire},
                                    {NULL, NULL}};
-  int state = lua_gettop(L), module = state - 1, mt;
-  lua_newtable(L);
-  mt = lua_gettop(L);
-  lua_newtable(L);
-  lfdn_register_with_mt(L, methods, state, mt);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, module, "limiter_methods");
-  lua_setfield(L, mt, "__index");
-  lua_pushcfunction(L, l_tostring);
-  lua_setfield(L, mt, "__tostring");
-  lua_pushliteral(L, "fdn.Semaphore");
-  lua_setfield(L, mt, "__name");
-  lua_pushvalue(L, module);
-  lfdn_register_with_mt(L, funcs, state, mt);
-  lua_settop(L, state);
+  lfdn_open_class(L, "fdn.Semaphore", "limiter_methods", methods, NULL,
+                  l_tostring, funcs);
 }

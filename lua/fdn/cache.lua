@@ -22,6 +22,8 @@ local core = require "fdn.core"
 local errors = require "fdn.errors"
 local events = require "fdn.events"
 local log = require "fdn.log"
+local shared = require "fdn._shared"
+local pack = shared.pack
 
 local M = {}
 
@@ -38,10 +40,6 @@ local Cancelled, InvalidArgument, InvalidState = errors.Cancelled, errors.Invali
   errors.InvalidState
 
 local logger = log.get("fdn.cache")
-
-local function pack(...)
-  return { n = select("#", ...), ... }
-end
 
 -- Keys ----------------------------------------------------------------------
 

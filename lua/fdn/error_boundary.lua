@@ -106,16 +106,7 @@ end
 --- Makes an error boundary decorator: `fdn.error_boundary(opts)(fn)`.
 ---@param opts table|nil fallback, log_errors, retry_count, catch, name
 ---@return fun(fn: function): function
-function M.new(opts)
-  local p = parse(opts)
-  return function(fn)
-    if not (type(fn) == "function" or (type(fn) == "table" and getmetatable(fn)
-        and getmetatable(fn).__call)) then
-      argerror(FNAME, "fn", "a function", fn)
-    end
-    return decorate(p, fn)
-  end
-end
+M.new = require("fdn._shared").decorator(FNAME, parse, decorate)
 
 return setmetatable(M, {
   __call = function(_, opts)

@@ -6,6 +6,8 @@
 -- turn that pair into an fdn.errors value.
 local core = require "fdn.core"
 local errors = require "fdn.errors"
+local shared = require "fdn._shared"
+local is_callable, pack = shared.is_callable, shared.pack
 
 local M = {}
 
@@ -31,17 +33,6 @@ M.version = core.version
 -- cancellation before it is itself cancelled.
 M.cleanup_timeout = 5
 
-local function pack(...)
-  return { n = select("#", ...), ... }
-end
-
-local function is_callable(fn)
-  if type(fn) == "function" then
-    return true
-  end
-  local mt = getmetatable(fn)
-  return type(mt) == "table" and mt.__call ~= nil
-end
 M.is_callable = is_callable
 
 local reasons = setmetatable({}, { __mode = "k" })

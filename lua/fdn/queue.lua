@@ -12,7 +12,7 @@ local fdn = require "fdn"
 
 local M = {}
 
-local type, setmetatable = type, setmetatable
+local type = type
 local argerror = errors.argerror
 local wake_error = fdn._wake_error
 
@@ -21,15 +21,7 @@ local c_new, c_put, c_put_abort = core.queue_new, core.queue_put, core.queue_put
 local c_get, c_take = core.queue_get, core.queue_take
 local c_close = methods.close
 
-local names = setmetatable({}, { __mode = "k" })
-
-local function where(self, method)
-  local name = names[self]
-  if name then
-    return "Queue '" .. name .. "':" .. method
-  end
-  return "Queue:" .. method
-end
+local names, where = require("fdn._shared").namer("Queue")
 
 --- Makes an empty queue holding at most `maxsize` values (an integer >= 1;
 -- math.huge for no limit, on purpose). `opts.name` appears in its errors

@@ -18,11 +18,13 @@
 local core = require "fdn.core"
 local errors = require "fdn.errors"
 local events = require "fdn.events"
+local shared = require "fdn._shared"
+local is_callable, pack = shared.is_callable, shared.pack
 
 local M = {}
 
-local type, pcall, select, error, setmetatable, getmetatable, tostring =
-  type, pcall, select, error, setmetatable, getmetatable, tostring
+local type, pcall, error, setmetatable, getmetatable, tostring =
+  type, pcall, error, setmetatable, getmetatable, tostring
 local unpack = unpack
 local now = core.now
 local scope_enter, scope_exit = core.scope_enter, core.scope_exit
@@ -31,18 +33,6 @@ local Cancelled, Timeout = errors.Cancelled, errors.Timeout
 
 local ResourceManager = {}
 ResourceManager.__index = ResourceManager
-
-local function is_callable(fn)
-  if type(fn) == "function" then
-    return true
-  end
-  local mt = getmetatable(fn)
-  return type(mt) == "table" and mt.__call ~= nil
-end
-
-local function pack(...)
-  return { n = select("#", ...), ... }
-end
 
 local function check_timeout(fname, param, t)
   if t ~= nil and (type(t) ~= "number" or t ~= t or t < 0) then

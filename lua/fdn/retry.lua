@@ -461,16 +461,7 @@ end
 -- retry_on, on_retry, retry_if_result, raise_on_exhaustion, name.
 ---@param opts table|nil
 ---@return fun(fn: function): function
-function M.new(opts)
-  local p = parse(opts)
-  return function(fn)
-    if not (type(fn) == "function" or (type(fn) == "table" and getmetatable(fn)
-        and getmetatable(fn).__call)) then
-      argerror(FNAME, "fn", "a function", fn)
-    end
-    return decorate(p, fn)
-  end
-end
+M.new = require("fdn._shared").decorator(FNAME, parse, decorate)
 
 --- Counters of a function made by fdn.retry: calls, attempts, successes,
 -- failures, retries (attempts beyond the first of each call).

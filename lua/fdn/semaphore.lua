@@ -11,7 +11,7 @@ local fdn = require "fdn"
 
 local M = {}
 
-local type, error, pcall, setmetatable = type, error, pcall, setmetatable
+local type, error, pcall = type, error, pcall
 local argerror = errors.argerror
 local is_callable, wake_error = fdn.is_callable, fdn._wake_error
 
@@ -20,15 +20,7 @@ local c_new, c_acquire = core.limiter_new, core.limiter_acquire
 local c_release, c_resize, c_close = methods.release, methods.resize, methods.close
 
 -- Names are only read when something goes wrong.
-local names = setmetatable({}, { __mode = "k" })
-
-local function where(self, method)
-  local name = names[self]
-  if name then
-    return "Semaphore '" .. name .. "':" .. method
-  end
-  return "Semaphore:" .. method
-end
+local names, where = require("fdn._shared").namer("Semaphore")
 
 --- Makes a semaphore with `n` permits (0 starts with none: resize() opens
 -- it). `opts.name` appears in its errors and events.

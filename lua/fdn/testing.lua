@@ -18,11 +18,13 @@ local errors = require "fdn.errors"
 local events = require "fdn.events"
 local mock = require "fdn.testing_mock"
 local assertions = require "fdn.testing_assert"
+local shared = require "fdn._shared"
+local pack = shared.pack
 
 local M = {}
 
-local error, pairs, pcall, select, setmetatable, getmetatable, type, tostring =
-  error, pairs, pcall, select, setmetatable, getmetatable, type, tostring
+local error, pairs, pcall, setmetatable, getmetatable, type, tostring =
+  error, pairs, pcall, setmetatable, getmetatable, type, tostring
 local unpack, getfenv = unpack, getfenv
 local format, concat = string.format, table.concat
 local argerror, InvalidState = errors.argerror, errors.InvalidState
@@ -41,10 +43,6 @@ M.mock_async = mock.mock_async
 M.assert_raises = assertions.assert_raises
 M.eventually = assertions.eventually
 M.fail = assertions.fail
-
-local function pack(...)
-  return { n = select("#", ...), ... }
-end
 
 local function merge(a, b)
   local out = {}

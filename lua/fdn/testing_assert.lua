@@ -5,10 +5,12 @@
 -- without busted they are plain error strings with that position.
 local fdn = require "fdn"
 local errors = require "fdn.errors"
+local shared = require "fdn._shared"
+local pack = shared.pack
 
 local M = {}
 
-local error, pcall, type, select, tostring = error, pcall, type, select, tostring
+local error, pcall, type, tostring = error, pcall, type, tostring
 local unpack = unpack
 local argerror, is_error, format = errors.argerror, errors.is, errors.format
 local Cancelled = errors.Cancelled
@@ -41,10 +43,6 @@ function M.fail(message, level)
     fail(message, level)
   end
   error(message, level)
-end
-
-local function pack(...)
-  return { n = select("#", ...), ... }
 end
 
 local function class_name(class)
