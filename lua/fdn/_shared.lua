@@ -2,7 +2,8 @@
 -- leading underscore keeps fdn's lazy loader from exposing it).
 local M = {}
 
-local getmetatable, select, setmetatable, type = getmetatable, select, setmetatable, type
+local getmetatable, pairs, select, setmetatable, tostring, type =
+  getmetatable, pairs, select, setmetatable, tostring, type
 
 --- Whether `fn` can be called: a function, or a value whose metatable has
 -- __call.
@@ -48,6 +49,33 @@ function M.decorator(fname, parse, decorate)
       end
       return decorate(parsed, fn)
     end
+  end
+end
+
+--- An option-name checker for `fname`: `known` lists the option names.
+-- The checker takes opts (nil means {}; anything else but a table raises,
+-- saying `expected`) and raises InvalidArgument naming the first unknown
+-- option, so a misspelt option never passes silently. Returns the opts.
+function M.option_checker(fname, known, expected)
+  local set = {}
+  for i = 1, #known do
+    set[known[i]] = true
+  end
+  local listing = "a known option (" .. table.concat(known, ", ") .. ")"
+  return function(opts, level)
+    level = (level or 2) + 1
+    local argerror = require("fdn.errors").argerror
+    if opts == nil and expected == nil then
+      return {}
+    elseif type(opts) ~= "table" then
+      argerror(fname, "opts", expected or "a table of options", opts, level)
+    end
+    for k in pairs(opts) do
+      if not set[k] then
+        argerror(fname, tostring(k), listing, opts[k], level)
+      end
+    end
+    return opts
   end
 end
 

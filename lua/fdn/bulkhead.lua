@@ -27,7 +27,8 @@ local events_has, events_emit = events.has, events.emit
 local pack_rest, unpack_n = results.pack_rest, results.unpack_n
 
 local FNAME = "fdn.Bulkhead.new"
-local KNOWN = { max_concurrent = true, max_queue = true, timeout = true, name = true }
+local check_options = require("fdn._shared").option_checker(FNAME,
+  { "max_concurrent", "max_queue", "timeout", "name" }, "a table with max_concurrent")
 local unnamed = 0
 
 --- Makes a bulkhead.
@@ -36,15 +37,7 @@ local unnamed = 0
 ---@param opts table
 ---@return table
 function Bulkhead.new(opts)
-  if type(opts) ~= "table" then
-    argerror(FNAME, "opts", "a table with max_concurrent", opts)
-  end
-  for k in pairs(opts) do
-    if not KNOWN[k] then
-      argerror(FNAME, tostring(k), "a known option (max_concurrent, max_queue, timeout, "
-        .. "name)", opts[k])
-    end
-  end
+  check_options(opts)
   local mc, mq, timeout = opts.max_concurrent, opts.max_queue, opts.timeout
   if type(mc) ~= "number" or mc ~= mc or mc < 1 or mc % 1 ~= 0 or mc == math.huge then
     argerror(FNAME, "max_concurrent", "an integer >= 1", mc)

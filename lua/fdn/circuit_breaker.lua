@@ -18,7 +18,7 @@ local results = require "fdn._results"
 local CircuitBreaker = {}
 CircuitBreaker.__index = CircuitBreaker
 
-local error, pcall, type, tostring = error, pcall, type, tostring
+local error, pcall, type = error, pcall, type
 local pack_rest, unpack_n, first_two = results.pack_rest, results.unpack_n, results.first_two
 local is_cancelled, argerror = errors.is_cancelled, errors.argerror
 local events_has, events_emit = events.has, events.emit
@@ -26,11 +26,10 @@ local b_acquire, b_record, b_state = core.breaker_acquire, core.breaker_record, 
 
 local SUCCESS, FAILURE, IGNORED = 0, 1, 2
 local FNAME = "fdn.CircuitBreaker.new"
-local KNOWN = {
-  failure_threshold = true, failure_rate = true, minimum_calls = true, window = true,
-  recovery_timeout = true, half_open_max = true, success_threshold = true,
-  failure_on = true, failure_if_result = true, name = true,
-}
+local check_options = require("fdn._shared").option_checker(FNAME, {
+  "failure_threshold", "failure_rate", "minimum_calls", "window", "recovery_timeout",
+  "half_open_max", "success_threshold", "failure_on", "failure_if_result", "name",
+})
 
 local logger
 local unnamed = 0
@@ -80,18 +79,7 @@ end
 ---@param opts table|nil
 ---@return table
 function CircuitBreaker.new(opts)
-  if opts == nil then
-    opts = {}
-  elseif type(opts) ~= "table" then
-    argerror(FNAME, "opts", "a table of options", opts)
-  end
-  for k in pairs(opts) do
-    if not KNOWN[k] then
-      argerror(FNAME, tostring(k), "a known option (failure_threshold, failure_rate, "
-        .. "minimum_calls, window, recovery_timeout, half_open_max, success_threshold, "
-        .. "failure_on, failure_if_result, name)", opts[k])
-    end
-  end
+  opts = check_options(opts)
   local threshold = check_number(opts, "failure_threshold", 5, nonneg_int,
     "a non-negative integer (0: off)")
   local rate = check_number(opts, "failure_rate", 0, function(v)

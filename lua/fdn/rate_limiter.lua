@@ -23,21 +23,14 @@ local argerror = errors.argerror
 local events_has, events_emit = events.has, events.emit
 local pack_rest, unpack_n = results.pack_rest, results.unpack_n
 
-local KNOWN = { rate = true, burst = true, name = true }
+local check_options = require("fdn._shared").option_checker("fdn.RateLimiter.new",
+  { "rate", "burst", "name" }, "a table with rate (and burst)")
 
 --- Makes a limiter.
 ---@param opts table rate (tokens per second, > 0), burst (>= 1, default 1), name
 ---@return table
 function RateLimiter.new(opts)
-  if type(opts) ~= "table" then
-    argerror("fdn.RateLimiter.new", "opts", "a table with rate (and burst)", opts)
-  end
-  for k in pairs(opts) do
-    if not KNOWN[k] then
-      argerror("fdn.RateLimiter.new", tostring(k), "a known option (rate, burst, name)",
-        opts[k])
-    end
-  end
+  check_options(opts)
   local rate, burst = opts.rate, opts.burst
   if type(rate) ~= "number" or rate ~= rate or rate <= 0 or rate == math.huge then
     argerror("fdn.RateLimiter.new", "rate", "a positive number of tokens per second", rate)

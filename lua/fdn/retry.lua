@@ -24,7 +24,7 @@ local events = require "fdn.events"
 local M = {}
 
 local error, pcall, rawget, type = error, pcall, rawget, type
-local tostring, setmetatable = tostring, setmetatable
+local setmetatable = setmetatable
 local c_sleep, c_now, retry_next = core.sleep, core.now, core.retry_next
 local is_cancelled, argerror = errors.is_cancelled, errors.argerror
 local events_has, events_emit = events.has, events.emit
@@ -322,14 +322,13 @@ end
 
 -- Options ------------------------------------------------------------------
 
-local KNOWN = {
-  max_attempts = true, delay = true, backoff = true, factor = true, max_delay = true,
-  jitter = true, deadline = true, retry_on = true, on_retry = true, retry_if_result = true,
-  raise_on_exhaustion = true, name = true,
-}
 local BACKOFFS = { fixed = true, linear = true, exponential = true, fibonacci = true }
 local JITTERS = { none = true, full = true, equal = true, decorrelated = true }
 local FNAME = "fdn.retry"
+local check_options = require("fdn._shared").option_checker(FNAME, {
+  "max_attempts", "delay", "backoff", "factor", "max_delay", "jitter", "deadline",
+  "retry_on", "on_retry", "retry_if_result", "raise_on_exhaustion", "name",
+})
 
 local function check_seconds(opts, key, default, allow_nil)
   local v = opts[key]
@@ -347,18 +346,7 @@ end
 
 --- Validates a retry options table into a policy description.
 local function parse(opts)
-  if opts == nil then
-    opts = {}
-  elseif type(opts) ~= "table" then
-    argerror(FNAME, "opts", "a table of options", opts, 3)
-  end
-  for k in pairs(opts) do
-    if not KNOWN[k] then
-      argerror(FNAME, tostring(k), "a known option (max_attempts, delay, backoff, "
-        .. "factor, max_delay, jitter, deadline, retry_on, on_retry, retry_if_result, "
-        .. "raise_on_exhaustion, name)", opts[k], 3)
-    end
-  end
+  opts = check_options(opts, 3)
   local p = {}
   local ma = opts.max_attempts
   if ma == nil then
