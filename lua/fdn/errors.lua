@@ -247,6 +247,12 @@ M.QueueFull = M.define("QueueFull")
 M.RetryExhausted = M.define("RetryExhausted")
 M.CircuitOpen = M.define("CircuitOpen")
 M.Deadlock = M.define("Deadlock", M.InvalidState)
+-- A socket operation failed; `code` is the system's name for why
+-- ("ECONNREFUSED", "ECONNRESET", ...).
+M.IOError = M.define("IOError")
+-- An HTTP peer broke the protocol (a malformed response); on the server
+-- side `status` says which response it maps to (400, 413, 431...).
+M.HttpError = M.define("HttpError")
 
 --- Whether `err` is an instance of `class` or of a subclass. Every error
 -- value, strings included, is an `Error`.
