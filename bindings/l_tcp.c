@@ -38,6 +38,22 @@ typedef struct {
 
 /* Lifetime ----------------------------------------------------------------*/
 
+/* A stream keeps the loop alive only while a task waits on it: an idle
+ * connection or a listener nobody accepts from must not stop fdn.run from
+ * ending (or from seeing a deadlock). Parking refs the handle; wakers and
+ * the Lua wrappers (after a wait ended by cancellation or a timeout, which
+ * the stream does not see) settle it again.
+ */
+void lfdn_tcp_settle(lfdn_tcp_t *s) {
+  if (s->closed)
+    return;
+  if (fdn_waitq_len(&s->readers) > 0 || fdn_waitq_len(&s->writers) > 0 ||
+      fdn_waitq_len(&s->waiters) > 0)
+    uv_ref((uv_handle_t *)&s->handle);
+  else
+    uv_unref((uv_handle_t *)&s->handle);
+}
+
 static void release(lfdn_tcp_t *s) {
   if (--s->refs > 0)
     return;
@@ -107,6 +123,7 @@ static lfdn_tcp_t *tcp_new(lua_State *L, lfdn_engine_t *engine, int kind,
     return NULL;
   }
   ignore_sigpipe();
+  uv_unref((uv_handle_t *)&s->handle);
   s->refs = 1;
   s->kind = (uint8_t)kind;
   s->engine = engine->core;
@@ -171,11 +188,12 @@ int lfdn_tcp_push_error(lua_State *L, int err) {
 }
 
 /* Parks `task` on `q`; returns the yield, or "st, cause" if it may not. */
-static int park_on(lua_State *L, lfdn_task_t *task, fdn_waitq_t *q,
-                   uint64_t timeout, const char *fname) {
+static int park_on(lua_State *L, lfdn_tcp_t *s, lfdn_task_t *task,
+                   fdn_waitq_t *q, uint64_t timeout, const char *fname) {
   int rc = fdn_task_wait(&task->core, q, timeout);
   if (rc != 0)
     return lfdn_wait_failed(L, task, rc, fname);
+  uv_ref((uv_handle_t *)&s->handle);
   lua_settop(L, 0);
   return lfdn_yield(L, task, fname);
 }
@@ -230,6 +248,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
     return; /* EAGAIN: nothing read */
   }
   fdn_waitq_wake_all(&s->readers, 0);
+  lfdn_tcp_settle(s);
 }
 
 static int start_reading(lfdn_tcp_t *s) {
@@ -257,7 +276,7 @@ int lfdn_tcp_wait_readable(lua_State *L, lfdn_tcp_t *s, uint64_t timeout_ns,
   int rc = start_reading(s);
   if (rc != 0)
     return lfdn_tcp_push_error(L, rc);
-  return park_on(L, task, &s->readers, timeout_ns, fname);
+  return park_on(L, s, task, &s->readers, timeout_ns, fname);
 }
 
 /* An optional byte count at idx (the default read limit when nil). */
@@ -378,8 +397,10 @@ static void on_write(uv_write_t *req, int status) {
   if (status < 0 && status != UV_ECANCELED && s->err == 0)
     s->err = status;
   free(w);
-  if (s->queued <= s->write_limit || status < 0)
+  if (s->queued <= s->write_limit || status < 0) {
     fdn_waitq_wake_all(&s->writers, 0);
+    lfdn_tcp_settle(s);
+  }
 }
 
 /* tcp_write(conn, timeout, s1, s2, ...): writes the strings in order.
@@ -457,7 +478,7 @@ static int l_write(lua_State *L) {
     s->queued += left;
     if (s->queued > s->write_limit) {
       lfdn_task_t *task = stream_task(L, s, "conn:write");
-      return park_on(L, task, &s->writers, timeout, "conn:write");
+      return park_on(L, s, task, &s->writers, timeout, "conn:write");
     }
   }
   lua_pushboolean(L, 0);
@@ -480,7 +501,7 @@ static int l_wait_writable(lua_State *L) {
     lua_pushboolean(L, 0);
     return 1;
   }
-  return park_on(L, stream_task(L, s, "conn:write"), &s->writers, timeout,
+  return park_on(L, s, stream_task(L, s, "conn:write"), &s->writers, timeout,
                  "conn:write");
 }
 
@@ -491,6 +512,7 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
   if (status < 0 && status != UV_ECANCELED && s->err == 0)
     s->err = status;
   fdn_waitq_wake_all(&s->waiters, 0);
+  lfdn_tcp_settle(s);
 }
 
 /* tcp_shutdown(conn, timeout): shuts our side down once queued writes are
@@ -517,7 +539,7 @@ static int l_shutdown(lua_State *L) {
     }
     s->shutting = 1;
   }
-  return park_on(L, stream_task(L, s, "conn:shutdown"), &s->waiters, timeout,
+  return park_on(L, s, stream_task(L, s, "conn:shutdown"), &s->waiters, timeout,
                  "conn:shutdown");
 }
 
@@ -550,6 +572,7 @@ static void on_connection(uv_stream_t *server, int status) {
     s->pending = 1;
   }
   fdn_waitq_wake_one(&s->waiters, 0);
+  lfdn_tcp_settle(s);
 }
 
 /* tcp_listen(host, port, backlog) -> listener | nil, code, message */
@@ -603,7 +626,7 @@ static int l_accept(lua_State *L) {
     return lfdn_tcp_push_error(L, rc);
   }
   if (!s->pending)
-    return park_on(L, stream_task(L, s, "listener:accept"), &s->waiters,
+    return park_on(L, s, stream_task(L, s, "listener:accept"), &s->waiters,
                    timeout, "listener:accept");
   stream_task(L, s, "listener:accept");
   engine = fdn_engine_get_data(s->engine);
@@ -634,6 +657,7 @@ static void on_connect(uv_connect_t *req, int status) {
     s->err = status;
   }
   fdn_waitq_wake_all(&s->waiters, 0);
+  lfdn_tcp_settle(s);
 }
 
 static int start_connect(lfdn_tcp_t *s, const struct sockaddr *addr) {
@@ -684,6 +708,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
     if (s->err == 0)
       s->err = status;
     fdn_waitq_wake_all(&s->waiters, 0);
+    lfdn_tcp_settle(s);
   }
   release(s);
 }
@@ -753,11 +778,19 @@ static int l_connect_wait(lua_State *L) {
     lua_pushboolean(L, 0);
     return 1;
   }
-  return park_on(L, stream_task(L, s, "fdn.tcp.connect"), &s->waiters, timeout,
-                 "fdn.tcp.connect");
+  return park_on(L, s, stream_task(L, s, "fdn.tcp.connect"), &s->waiters,
+                 timeout, "fdn.tcp.connect");
 }
 
 /* Methods -----------------------------------------------------------------*/
+
+/* settle(stream): after a wait that ended without the stream's doing. */
+static int l_settle(lua_State *L) {
+  lfdn_tcp_t *s = lfdn_tcp_check(L, 1, "stream:settle");
+  if (s != NULL)
+    lfdn_tcp_settle(s);
+  return 0;
+}
 
 static int l_close(lua_State *L) {
   lfdn_tcp_t *s = lfdn_tcp_check(L, 1, "stream:close");
@@ -881,12 +914,17 @@ void lfdn_open_tcp(lua_State *L) {
       {"address", l_address},       {"peer", l_peer},
       {"nodelay", l_nodelay},       {"buffered", l_buffered},
       {"set_limits", l_set_limits}, {NULL, NULL}};
-  static const luaL_Reg funcs[] = {
-      {"tcp_listen", l_listen},     {"tcp_accept", l_accept},
-      {"tcp_connect", l_connect},   {"tcp_connect_wait", l_connect_wait},
-      {"tcp_read", l_read},         {"tcp_read_until", l_read_until},
-      {"tcp_write", l_write},       {"tcp_wait_writable", l_wait_writable},
-      {"tcp_shutdown", l_shutdown}, {NULL, NULL}};
+  static const luaL_Reg funcs[] = {{"tcp_listen", l_listen},
+                                   {"tcp_accept", l_accept},
+                                   {"tcp_connect", l_connect},
+                                   {"tcp_connect_wait", l_connect_wait},
+                                   {"tcp_read", l_read},
+                                   {"tcp_read_until", l_read_until},
+                                   {"tcp_write", l_write},
+                                   {"tcp_wait_writable", l_wait_writable},
+                                   {"tcp_shutdown", l_shutdown},
+                                   {"tcp_settle", l_settle},
+                                   {NULL, NULL}};
   int state = lua_gettop(L), module = state - 1;
   luaL_newmetatable(L, LFDN_TCP_MT);
   lua_newtable(L);

@@ -73,6 +73,9 @@ void lfdn_tcp_consume(lfdn_tcp_t *s, size_t n);
 int lfdn_tcp_wait_readable(lua_State *L, lfdn_tcp_t *s, uint64_t timeout_ns,
                            const char *fname);
 
+/* Refs the handle while a task waits on the stream, unrefs it otherwise. */
+void lfdn_tcp_settle(lfdn_tcp_t *s);
+
 /* Pushes "true, code, message" for the stream's sticky error and returns
  * 3: how a stream operation reports an I/O failure to its Lua wrapper.
  */

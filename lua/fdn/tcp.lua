@@ -26,19 +26,24 @@ local c_listen, c_accept = core.tcp_listen, core.tcp_accept
 local c_connect, c_connect_wait = core.tcp_connect, core.tcp_connect_wait
 local c_read, c_read_until = core.tcp_read, core.tcp_read_until
 local c_write, c_wait_writable = core.tcp_write, core.tcp_wait_writable
-local c_shutdown = core.tcp_shutdown
+local c_shutdown, c_settle = core.tcp_shutdown, core.tcp_settle
 local c_close, c_address = methods.close, methods.address
 
 --- Raises the error a failed stream call reported: "st, cause" from the
 -- scheduler (cancelled, timed out, closed) or "true, code, message" for
--- an I/O error.
-local function fail(fname, st, a, b)
+-- an I/O error. `stream` is settled first: a wait that ended by
+-- cancellation or timeout left its queue without the stream knowing.
+local function fail(fname, st, a, b, stream)
+  if stream ~= nil then
+    c_settle(stream)
+  end
   if st == true then
     error(IOError.new(fname .. ": " .. tostring(b), { code = a, context = { code = a } }), 0)
   end
   return wake_error(st, a, fname)
 end
 M._fail = fail
+M._settle = c_settle
 
 local function check_timeout(fname, timeout, level)
   if timeout ~= nil and (type(timeout) ~= "number" or timeout ~= timeout or timeout < 0) then
@@ -149,7 +154,7 @@ function methods.accept(self, timeout)
     if st == false then
       return a
     elseif st ~= nil then
-      return fail("listener:accept", st, a, b)
+      return fail("listener:accept", st, a, b, self)
     end
   end
 end
@@ -172,7 +177,7 @@ function methods.read(self, max, timeout)
     if st == false then
       return a
     elseif st ~= nil then
-      return fail("conn:read", st, a, b)
+      return fail("conn:read", st, a, b, self)
     end
   end
 end
@@ -197,7 +202,7 @@ function methods.read_exactly(self, n, timeout)
       parts[#parts + 1] = a
       got = got + #a
     elseif st ~= nil then
-      return fail("conn:read_exactly", st, a, b)
+      return fail("conn:read_exactly", st, a, b, self)
     end
   end
   return table.concat(parts)
@@ -221,7 +226,7 @@ function methods.read_until(self, delimiter, max, timeout)
       end
       return a
     elseif st ~= nil then
-      return fail("conn:read_until", st, a, b)
+      return fail("conn:read_until", st, a, b, self)
     end
   end
 end
@@ -236,7 +241,7 @@ function methods.write(self, ...)
     st, a, b = c_wait_writable(self)
   end
   if st ~= false then
-    return fail("conn:write", st, a, b)
+    return fail("conn:write", st, a, b, self)
   end
 end
 
@@ -250,7 +255,7 @@ function methods.drain(self, timeout)
     if st == false then
       return
     elseif st ~= nil then
-      return fail("conn:drain", st, a, b)
+      return fail("conn:drain", st, a, b, self)
     end
   end
 end
@@ -266,7 +271,7 @@ function methods.shutdown(self, timeout)
     if st == false then
       return
     elseif st ~= nil then
-      return fail("conn:shutdown", st, a, b)
+      return fail("conn:shutdown", st, a, b, self)
     end
   end
 end
