@@ -183,7 +183,11 @@ static int parse_error(lua_State *L, lhttp_t *h) {
  * or 0 when it has not all come. Lines may end in CRLF or a bare LF.
  */
 static size_t head_end(const char *buf, size_t n, size_t from) {
-  const char *p = buf + from, *end = buf + n;
+  const char *p, *end;
+  if (from >= n)
+    return 0;
+  p = buf + from;
+  end = buf + n;
   while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
     if (p + 1 < end && p[1] == '\n')
       return (size_t)(p + 2 - buf);
@@ -245,7 +249,7 @@ static int l_read_head(lua_State *L) {
   }
   h->skip_body = (uint8_t)lua_toboolean(L, 6);
   n = lfdn_tcp_buffered(s);
-  buf = s->buf + s->start;
+  buf = s->buf != NULL ? s->buf + s->start : "";
   end = head_end(buf, n < max_size ? n : max_size,
                  h->scanned > 2 ? h->scanned - 2 : 0);
   if (end == 0) {

@@ -32,9 +32,6 @@ end
 local function boolean(v)
   return type(v) == "boolean", "a boolean"
 end
-local function callable(v)
-  return is_callable(v), "a function"
-end
 
 local OPTIONS = {
   name = { "http", function(v) return type(v) == "string" and v ~= "", "a non-empty string" end },

@@ -16,7 +16,6 @@ local M = {}
 local type, pairs, tostring, tonumber, pcall, xpcall, error =
   type, pairs, tostring, tonumber, pcall, xpcall, error
 local concat, lower, format, find, sub = table.concat, string.lower, string.format, string.find, string.sub
-local floor = math.floor
 local now = core.now
 local c_read_head, c_read_body = core.http_read_head, core.http_read_body
 local c_parser_new, c_parser_state = core.http_parser_new, core.http_parser_state
@@ -26,11 +25,10 @@ local c_buffered, c_close, c_peer = tcp_methods.buffered, tcp_methods.close, tcp
 local ETIMEDOUT, ECLOSED = core.ETIMEDOUT, core.ECLOSED
 local fail, left, settle = tcp._fail, tcp._left, tcp._settle
 local status_text, http_date = util.status_text, util.http_date
-local valid_name, valid_value = util.valid_name, util.valid_value
+local header_name, valid_value = util.header_name, util.valid_value
 local run_pipeline, normalize, error_response = appm.run, appm.normalize, appm.error_response
 local error_status, http_error = appm.error_status, appm.http_error
 local is_cancelled, format_error = errors.is_cancelled, errors.format
-local HttpError = errors.HttpError
 
 local logger = log.get("fdn.http")
 
@@ -43,6 +41,15 @@ local function new_request_id()
   end
   id_counter = id_counter + 1
   return id_prefix .. "-" .. id_counter
+end
+
+--- xpcall handler: an error that is not an fdn error (those carry their
+-- traceback) is wrapped with the traceback of where it was raised.
+local function keep_traceback(e)
+  if not is_cancelled(e) and errors.class_of(e) == nil then
+    return { wrapped = e, traceback = debug.traceback(tostring(e), 2) }
+  end
+  return e
 end
 
 -- Writing -----------------------------------------------------------------------
@@ -154,10 +161,10 @@ local function build_head(srv, req, res, keep_alive)
   local n = #parts
   local user_length
   for name, value in pairs(res.headers) do
-    if type(name) ~= "string" or not valid_name(name) then
+    local lname = header_name(name)
+    if not lname then
       error(errors.Error.new("response header name " .. format("%q", tostring(name)) .. " is not a token"), 0)
     end
-    local lname = lower(name)
     if lname == "content-length" then
       user_length = tonumber(value)
     elseif lname == "connection" then
@@ -262,12 +269,7 @@ local function send(srv, conn, req, res, keep_alive)
       write_all(conn, d, chunk)
     end
   end
-  local okp, err = xpcall(body, function(e)
-    if not is_cancelled(e) and errors.class_of(e) == nil then
-      return { wrapped = e, traceback = debug.traceback(tostring(e), 2) }
-    end
-    return e
-  end, write)
+  local okp, err = xpcall(body, keep_traceback, write)
   if not okp then
     if is_cancelled(err) then
       error(err, 0)
@@ -342,12 +344,12 @@ local function reject(srv, conn, status, message, detail, req)
 end
 
 local function valid_request_id(v)
-  return type(v) == "string" and #v <= 128 and #v > 0 and not find(v, "[^%w%-_%.:]")
+  return v ~= nil and #v <= 128 and #v > 0 and not find(v, "[^%w%-_%.:]")
 end
 
 --- Handles one request; returns whether the connection stays open.
 local function handle(srv, conn, parser, ip, method, target, headers, version, keep_alive,
-                      content_length, chunked, pending, upgrade)
+                      content_length, _chunked, pending, upgrade)
   local app = srv.app
   local started = now()
   local qpos = find(target, "?", 1, true)
@@ -396,12 +398,7 @@ local function handle(srv, conn, parser, ip, method, target, headers, version, k
   if app.handler_timeout then
     ok, res = pcall(fdn.timeout, app.handler_timeout, run_pipeline, app, req)
   else
-    ok, res = xpcall(run_pipeline, function(e)
-      if not is_cancelled(e) and errors.class_of(e) == nil then
-        return { wrapped = e, traceback = debug.traceback(tostring(e), 2) }
-      end
-      return e
-    end, app, req)
+    ok, res = xpcall(run_pipeline, keep_traceback, app, req)
   end
   local status, bytes
   if not ok then

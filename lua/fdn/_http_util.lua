@@ -114,15 +114,34 @@ function M.http_date()
   return date_value
 end
 
---- Whether `s` may be sent as a header name (an RFC 9110 token).
+-- Header names seen before, lower-cased, or false when not tokens: names
+-- repeat from response to response, so each is checked once.
+local names = setmetatable({}, { __mode = "k" })
+local known = 0
+
+--- The lower-cased name when `s` may be sent as a header name (an RFC 9110
+-- token), else false.
+function M.header_name(s)
+  local v = names[s]
+  if v ~= nil then
+    return v
+  end
+  v = type(s) == "string" and s ~= "" and not find(s, "[^%w!#%$%%&'%*%+%-%.%^_`|~]") and lower(s)
+  if known > 4096 then
+    names, known = setmetatable({}, { __mode = "k" }), 0
+  end
+  names[s], known = v, known + 1
+  return v
+end
+
 function M.valid_name(s)
-  return type(s) == "string" and s ~= "" and not find(s, "[^%w!#%$%%&'%*%+%-%.%^_`|~]")
+  return M.header_name(s) ~= false
 end
 
 --- Whether `s` may be sent as a header value: no CR, LF or NUL, which would
 -- let a value end the header (response splitting).
 function M.valid_value(s)
-  return not find(s, "[%z\r\n]")
+  return not (find(s, "\r", 1, true) or find(s, "\n", 1, true) or find(s, "\0", 1, true))
 end
 
 M.lower = lower
