@@ -61,7 +61,9 @@ static inline size_t lfdn_tcp_buffered(const lfdn_tcp_t *s) {
   return s->end - s->start;
 }
 
-/* Marks `n` buffered bytes as read; resumes reading if it had paused. */
+/* Marks `n` buffered bytes as read. Reading that paused at the read limit
+ * resumes when a task next waits for data.
+ */
 void lfdn_tcp_consume(lfdn_tcp_t *s, size_t n);
 
 /* Parks the running task until more bytes arrive, the peer closes, an

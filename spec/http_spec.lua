@@ -457,6 +457,15 @@ describe("fdn.http", function()
             end
           end }
         end)
+        app:get("/sized", function()
+          return { headers = { ["Content-Length"] = 6 }, body = function(write)
+            write("abc")
+            write("def")
+          end }
+        end)
+        app:get("/short", function()
+          return { headers = { ["Content-Length"] = 10 }, body = function(write) write("abc") end }
+        end)
         app:get("/broken", function()
           return { body = function(write)
             write("start")
@@ -475,6 +484,10 @@ describe("fdn.http", function()
         local r = http.request { url = base .. "/stream" }
         assert.equal("chunked", r.headers["transfer-encoding"])
         assert.equal("line 1\nline 2\nline 3\nline 4\nline 5\n", r.body)
+        r = http.request { url = base .. "/sized" }
+        assert.equal("abcdef", r.body)
+        assert.is_nil(r.headers["transfer-encoding"])
+        expect_error(errors.Closed, http.request, { url = base .. "/short" })
         expect_error(errors.Closed, http.request, { url = base .. "/broken" })
         assert.is_not_nil(find_record("http.handler_failed"))
       end)

@@ -167,6 +167,10 @@ local function build_head(srv, req, res, keep_alive)
     end
     if lname == "content-length" then
       user_length = tonumber(value)
+      if user_length == nil or user_length < 0 or user_length % 1 ~= 0 then
+        error(errors.Error.new("response Content-Length " .. format("%q", tostring(value))
+          .. " is not a byte count"), 0)
+      end
     elseif lname == "connection" then
       if lower(tostring(value)) == "close" then
         keep_alive = false
@@ -223,7 +227,7 @@ local function build_head(srv, req, res, keep_alive)
     n = n + 3
   end
   parts[n + 1], parts[n + 2], parts[n + 3] = "Date: ", http_date(), "\r\n\r\n"
-  return concat(parts), body, chunked, keep_alive
+  return concat(parts), body, chunked, keep_alive, user_length
 end
 
 --- Sends `res`; returns the body bytes sent and whether the connection may
@@ -231,7 +235,8 @@ end
 local function send(srv, conn, req, res, keep_alive)
   local app = srv.app
   local ok, head, body, chunked
-  ok, head, body, chunked, keep_alive = pcall(build_head, srv, req, res, keep_alive)
+  local length
+  ok, head, body, chunked, keep_alive, length = pcall(build_head, srv, req, res, keep_alive)
   if not ok then
     local err = head
     srv:_handler_failed(req, err, nil)
@@ -261,6 +266,10 @@ local function send(srv, conn, req, res, keep_alive)
     if len == 0 then
       return
     end
+    if length and sent + len > length then
+      error(errors.InvalidState.new("write: the body is longer than its Content-Length ("
+        .. length .. ")"), 2)
+    end
     sent = sent + len
     local d = now() + app.send_timeout
     if chunked then
@@ -283,6 +292,11 @@ local function send(srv, conn, req, res, keep_alive)
   end
   if chunked then
     write_all(conn, now() + app.send_timeout, "0\r\n\r\n")
+  elseif length and sent ~= length then
+    -- Shorter than announced: the client can only tell by the close.
+    srv:_handler_failed(req, errors.InvalidState.new("the body was shorter ("
+      .. sent .. " bytes) than its Content-Length (" .. length .. ")"), nil)
+    return sent, false
   end
   return sent, keep_alive
 end
