@@ -4,6 +4,8 @@
 #   inproc  server and N fdn clients in one fdn-lua process
 #   client  the server in one fdn-lua process, N fdn clients in another
 #   wrk     the server in fdn-lua, wrk with N connections (if installed)
+#   node    Node's own HTTP server under the same wrk load, as a peer (if
+#           node is installed): compare the ratio, not the absolute figure
 # Usage: bench/http.sh [N=50] [REQUESTS=50000] [RUNS=5]; FDN_LUA overrides
 # the interpreter (default build/fdn-lua).
 set -euo pipefail
@@ -20,7 +22,11 @@ rps_of() { sed -n 's/.*"rps":\([0-9.]*\).*/\1/p'; }
 start_server() {
   local out
   out=$(mktemp)
-  "$fdn_lua" bench/http.lua serve >"$out" 2>&1 &
+  if [ "${1:-fdn}" = node ]; then
+    node bench/node/http.js >"$out" 2>&1 &
+  else
+    "$fdn_lua" bench/http.lua serve >"$out" 2>&1 &
+  fi
   server_pid=$!
   for _ in $(seq 50); do
     port=$(awk '/^port/ {print $2}' "$out")
@@ -36,6 +42,7 @@ trap stop_server EXIT
 inproc=()
 client=()
 wrk_rps=()
+node_rps=()
 for _ in $(seq "$runs"); do
   inproc+=("$("$fdn_lua" bench/http.lua inproc "$n" "$total" | rps_of)")
   start_server
@@ -45,6 +52,12 @@ for _ in $(seq "$runs"); do
     wrk_rps+=("$(wrk -t1 -c"$n" -d5s "http://127.0.0.1:$port/" | awk '/Requests\/sec/ {print $2}')")
   fi
   stop_server
+  if command -v wrk >/dev/null && command -v node >/dev/null; then
+    start_server node
+    wrk -t1 -c"$n" -d1s "http://127.0.0.1:$port/" >/dev/null
+    node_rps+=("$(wrk -t1 -c"$n" -d5s "http://127.0.0.1:$port/" | awk '/Requests\/sec/ {print $2}')")
+    stop_server
+  fi
 done
 echo "HTTP hello world, keep-alive, $n concurrent clients, median of $runs runs (requests/s):"
 printf '  %-34s %s\n' "fdn server + fdn clients, 1 process" "$(printf '%s\n' "${inproc[@]}" | median)"
@@ -53,4 +66,7 @@ if [ ${#wrk_rps[@]} -gt 0 ]; then
   printf '  %-34s %s\n' "fdn server, wrk -t1" "$(printf '%s\n' "${wrk_rps[@]}" | median)"
 else
   echo "  (wrk not installed: apt-get install wrk)"
+fi
+if [ ${#node_rps[@]} -gt 0 ]; then
+  printf '  %-34s %s\n' "node http server, wrk -t1 (peer)" "$(printf '%s\n' "${node_rps[@]}" | median)"
 fi
