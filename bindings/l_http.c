@@ -268,10 +268,10 @@ static int l_read_head(lua_State *L) {
     return lfdn_tcp_wait_readable(L, s, timeout, "http_read_head");
   }
   lua_settop(L, 6);
-  lua_pushboolean(L, 0); /* 7 */
-  lua_pushnil(L);        /* 8: method or status */
-  lua_pushnil(L);        /* 9: target or reason */
-  lua_newtable(L);       /* 10: headers */
+  lua_pushboolean(L, 0);    /* 7 */
+  lua_pushnil(L);           /* 8: method or status */
+  lua_pushnil(L);           /* 9: target or reason */
+  lua_createtable(L, 0, 8); /* 10: headers */
   h->L = L;
   h->headers = 10;
   h->raw = 0;

@@ -153,12 +153,27 @@ end
 
 local NO_BODY = { [204] = true, [304] = true }
 
+local ok_new, new_table = pcall(require, "table.new")
+if not ok_new then
+  new_table = function()
+    return {}
+  end
+end
+
+-- "HTTP/1.1 200 OK\r\n" and friends, made once.
+local status_lines = setmetatable({}, { __index = function(t, status)
+  local line = "HTTP/1.1 " .. status .. " " .. (status_text[status] or "Unknown") .. "\r\n"
+  t[status] = line
+  return line
+end })
+
 --- Builds the head of `res` for `req`; returns head, body, chunked,
 -- keep_alive. Raises for a header that cannot be sent.
 local function build_head(srv, req, res, keep_alive)
   local status = res.status
-  local parts = { "HTTP/1.1 ", status, " ", status_text[status] or "Unknown", "\r\n" }
-  local n = #parts
+  local parts = new_table(24, 0)
+  parts[1] = status_lines[status]
+  local n = 1
   local user_length
   for name, value in pairs(res.headers) do
     local lname = header_name(name)
