@@ -623,6 +623,17 @@ describe("fdn.http", function()
       end)
     end, REAL))
 
+    it("closes on the way out of fdn.with", T.async(function()
+      local app = http.app()
+      app:get("/", function() return "ok" end)
+      local port
+      fdn.with(app:listen { port = 0 }, function(server)
+        port = server.port
+        assert.equal("ok", http.request { url = "http://127.0.0.1:" .. port .. "/" }.body)
+      end)
+      expect_error(errors.IOError, http.request, { url = "http://127.0.0.1:" .. port .. "/" })
+    end, REAL))
+
     it("can be closed from one of its own handlers", T.async(function()
       local app = http.app()
       local server
@@ -714,6 +725,20 @@ describe("fdn.http", function()
       l:close()
       local err = expect_error(errors.IOError, http.request, { url = base .. "/" })
       assert.equal("ECONNREFUSED", err.code)
+    end, REAL))
+
+    it("refuses a response body over max_body", T.async(function()
+      serving(nil, function(app)
+        app:get("/big", function() return string.rep("b", 5000) end)
+      end, function(base)
+        local err = expect_error(errors.HttpError, http.request, { url = base .. "/big", max_body = 100 })
+        assert.matches("exceeds 100 bytes", err.message)
+        local client = http.Client.new { max_body = 100 }
+        expect_error(errors.HttpError, client.request, client, { url = base .. "/big" })
+        client:close()
+        expect_error(errors.Closed, client.request, client, { url = base .. "/big" })
+        assert.equal(5000, #http.request { url = base .. "/big" }.body)
+      end)
     end, REAL))
 
     it("sends headers, query and body, and reads headers back", T.async(function()
