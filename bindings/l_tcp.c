@@ -85,8 +85,20 @@ static void tcp_close(lfdn_tcp_t *s) {
   uv_close((uv_handle_t *)&s->handle, on_closed);
 }
 
+/* The engine is closing. A name lookup still running in libuv's thread
+ * pool would report to the engine's loop after the engine freed it, so on
+ * a loop the engine owns, the loop runs until the lookup has reported (a
+ * borrowed loop outlives the engine: the lookup reports there later).
+ */
 static void close_resource(lfdn_resource_t *res) {
-  tcp_close((lfdn_tcp_t *)((char *)res - offsetof(lfdn_tcp_t, res)));
+  lfdn_tcp_t *s = (lfdn_tcp_t *)((char *)res - offsetof(lfdn_tcp_t, res));
+  uv_loop_t *loop = s->handle.loop;
+  int wait = s->lookup != NULL && fdn_engine_owns_loop(s->engine);
+  s->refs++; /* readable until the wait below is over */
+  tcp_close(s);
+  while (wait && s->lookup != NULL)
+    uv_run(loop, UV_RUN_ONCE);
+  release(s);
 }
 
 /* libuv writes with write(2), so a peer that went away would raise

@@ -262,6 +262,20 @@ describe("fdn.tcp", function()
     end)
   end)
 
+  it("closes an engine whose task is still connecting by name", function()
+    -- The lookup may still be in libuv's thread pool when the engine
+    -- closes: the engine must not free its loop under it.
+    for _ = 1, 20 do
+      local engine = core.engine_new()
+      local t = core.spawn(function()
+        pcall(tcp.connect, { host = "localhost", port = 9 })
+      end)
+      engine:run(t, { detach = true, timeout = 0.0002 })
+      engine:close()
+      assert.is_true(t:status() ~= "running")
+    end
+  end)
+
   it("makes T.run fail on a stream left open", function()
     local err = expect_error(T.Leak, T.run, function()
       tcp.listen { port = 0 }
