@@ -275,9 +275,18 @@ end
 
 local Cache = {}
 Cache.__index = Cache
+
+-- A method called on anything but a cached function (from fdn.cache): usually a '.' where ':' was meant.
+local function bad_self(self, method)
+  errors.argerror("cache:" .. method, "self",
+    "a cached function (from fdn.cache) (call it with ':')", self, 3)
+end
 M.Cache = Cache
 
 local function call(self, ...)
+  if getmetatable(self) ~= Cache then
+    bad_self(self, "__call")
+  end
   local key = key_of(self, ...)
   local st = self._stats
   local e = self._entries[key]
@@ -333,6 +342,9 @@ Cache.__call = call
 -- still answers its callers, but its result is not kept.
 ---@param ... any the arguments of the call to forget
 function Cache:invalidate(...)
+  if getmetatable(self) ~= Cache then
+    bad_self(self, "invalidate")
+  end
   local key = key_of(self, ...)
   local e = self._entries[key]
   if e then
@@ -346,6 +358,9 @@ end
 
 --- Forgets every entry (running computations are not kept either).
 function Cache:clear()
+  if getmetatable(self) ~= Cache then
+    bad_self(self, "clear")
+  end
   for _, e in pairs(self._entries) do
     e.prev, e.next = nil, nil
   end
@@ -359,6 +374,9 @@ end
 -- that joined a computation already running), negative_hits, evictions
 -- (LRU), expirations, failures, refreshes, in_flight, size.
 function Cache:stats()
+  if getmetatable(self) ~= Cache then
+    bad_self(self, "stats")
+  end
   local s = {}
   for k, v in pairs(self._stats) do
     s[k] = v

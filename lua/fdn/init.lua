@@ -145,7 +145,7 @@ end
 --- Waits for the task: true, results… or false, err. Never raises the
 -- task's error; a cancellation of the waiting task still raises.
 function methods.wait(self)
-  local st, cause = join_wait(self)
+  local st, cause = join_wait(self, "task:wait")
   if st then
     return wake_error(st, cause, "task:wait")
   end
@@ -294,9 +294,21 @@ end
 --- Calls manager:__enter(), fn(entered), then manager:__exit(err) whatever
 -- happened (shielded from cancellation, for a bounded time). Re-raises fn's
 -- error; an error of __exit is raised only when fn succeeded.
-function M.with(manager, fn)
+-- manager.__exit, or nil when the manager cannot be indexed (a userdata
+-- of another library, with no __index).
+local function exit_method(manager)
   local mtype = type(manager)
-  if (mtype ~= "table" and mtype ~= "userdata") or manager.__exit == nil then
+  if mtype == "table" then
+    return manager.__exit
+  elseif mtype == "userdata" then
+    local ok, exit = pcall(function() return manager.__exit end)
+    return ok and exit or nil
+  end
+  return nil
+end
+
+function M.with(manager, fn)
+  if exit_method(manager) == nil then
     argerror("fdn.with", "manager", "an object with an __exit method", manager)
   end
   if not is_callable(fn) then

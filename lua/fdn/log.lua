@@ -710,8 +710,8 @@ loggers[M] = true
 ---@param name string|nil
 function M.enabled(level, name)
   if name ~= nil then
-    if type(name) ~= "string" then
-      argerror("fdn.log.enabled", "name", "a string or nil", name)
+    if type(name) ~= "string" or name == "" then
+      argerror("fdn.log.enabled", "name", "a non-empty string or nil", name)
     end
     return M.get(name).enabled(level)
   end

@@ -32,6 +32,12 @@ local Cancelled, Timeout = errors.Cancelled, errors.Timeout
 local ResourceManager = {}
 ResourceManager.__index = ResourceManager
 
+-- A method called on anything but a ResourceManager: usually a '.' where ':' was meant.
+local function bad_self(self, method)
+  errors.argerror("ResourceManager:" .. method, "self",
+    "a ResourceManager (call it with ':')", self, 3)
+end
+
 local function is_callable(fn)
   if type(fn) == "function" then
     return true
@@ -224,10 +230,16 @@ end
 
 -- For fdn.with(fdn.ResourceManager.new(), function(rm) ... end).
 function ResourceManager:__enter()
+  if getmetatable(self) ~= ResourceManager then
+    bad_self(self, "__enter")
+  end
   return self
 end
 
 function ResourceManager:__exit()
+  if getmetatable(self) ~= ResourceManager then
+    bad_self(self, "__exit")
+  end
   return self:close_all()
 end
 

@@ -22,6 +22,11 @@ local M = {}
 
 local TaskPool = {}
 TaskPool.__index = TaskPool
+
+-- A method called on anything but a TaskPool: usually a '.' where ':' was meant.
+local function bad_self(self, method)
+  errors.argerror("TaskPool:" .. method, "self", "a TaskPool (call it with ':')", self, 3)
+end
 -- fdn.with runs __exit unshielded: closing waits for the queued jobs as
 -- long as they run, and still sees a cancellation of the task.
 TaskPool.__exit_unshielded = true
@@ -181,6 +186,9 @@ end
 -- closing, Cancelled when the submitting task is cancelled.
 ---@param fn function
 function TaskPool:submit(fn, ...)
+  if getmetatable(self) ~= TaskPool then
+    bad_self(self, "submit")
+  end
   if not is_callable(fn) then
     argerror(where(self, "submit"), "fn", "a function", fn)
   end
@@ -228,6 +236,9 @@ end
 -- unless opts.return_errors puts each error in its job's slot.
 ---@param opts? {return_errors?: boolean}
 function TaskPool:gather_results(opts)
+  if getmetatable(self) ~= TaskPool then
+    bad_self(self, "gather_results")
+  end
   if opts ~= nil and type(opts) ~= "table" then
     argerror(where(self, "gather_results"), "opts", "a table", opts)
   end
@@ -310,6 +321,9 @@ end
 -- queued, and waits for them. Closing twice is harmless. If the closing
 -- task is cancelled while it waits, the workers are cancelled too.
 function TaskPool:close()
+  if getmetatable(self) ~= TaskPool then
+    bad_self(self, "close")
+  end
   self:_stop_accepting()
   if self._workers.n == 0 or c_current() == nil then
     -- Nothing started, or not in a task: the workers (if any) finish the
@@ -328,6 +342,9 @@ end
 -- fdn.cleanup_timeout) for the workers. Jobs that never ran end with a
 -- Cancelled error as their result.
 function TaskPool:cancel()
+  if getmetatable(self) ~= TaskPool then
+    bad_self(self, "cancel")
+  end
   self:_stop_accepting()
   teardown(self)
   local jobs = self._jobs
@@ -344,6 +361,9 @@ end
 
 --- Jobs accepted but not started yet.
 function TaskPool:pending()
+  if getmetatable(self) ~= TaskPool then
+    bad_self(self, "pending")
+  end
   if not self._admit then
     return 0
   end
@@ -353,10 +373,16 @@ end
 --- fdn.with(pool, fn): closes the pool when fn ends; if fn failed (or was
 -- cancelled), the jobs are cancelled instead of drained.
 function TaskPool:__enter()
+  if getmetatable(self) ~= TaskPool then
+    bad_self(self, "__enter")
+  end
   return self
 end
 
 function TaskPool:__exit(err)
+  if getmetatable(self) ~= TaskPool then
+    bad_self(self, "__exit")
+  end
   if err ~= nil or cancel_pending() ~= 0 then
     self:cancel()
     return

@@ -35,6 +35,9 @@ end
 ---@param message string
 ---@param level? integer
 function M.fail(message, level)
+  if level ~= nil and (type(level) ~= "number" or level < 1 or level % 1 ~= 0) then
+    argerror("fdn.testing.fail", "level", "nil or an integer >= 1", level)
+  end
   level = (level or 1) + 1
   local fail = find_busted_fail()
   if fail then
