@@ -35,21 +35,24 @@ static int l_limiter_new(lua_State *L) {
   return 1;
 }
 
-/* limiter_acquire(lim, timeout): nothing once a permit is held; "st,
- * cause" when the task was cancelled, timed out or the limiter closed (see
- * docs/internals.md for the protocol). A task woken with status 0 was
- * handed its permit.
+/* limiter_acquire(lim, timeout[, fname]): nothing once a permit is held;
+ * "st, cause" when the task was cancelled, timed out or the limiter closed
+ * (see docs/internals.md for the protocol). A task woken with status 0 was
+ * handed its permit. `fname` (default "Semaphore:acquire") names the
+ * caller in the errors raised at once (Semaphore:with, TaskPool:submit).
  */
 static int l_limiter_acquire(lua_State *L) {
-  fdn_limiter_t *lim = check_limiter(L, "Semaphore:acquire");
-  uint64_t timeout = lfdn_check_timeout(L, 2, "Semaphore:acquire");
+  const char *fname =
+      lua_type(L, 3) == LUA_TSTRING ? lua_tostring(L, 3) : "Semaphore:acquire";
+  fdn_limiter_t *lim = check_limiter(L, fname);
+  uint64_t timeout = lfdn_check_timeout(L, 2, fname);
   lfdn_task_t *task = lfdn_parkable_task(L);
   int rc = fdn_limiter_acquire(lim, task ? &task->core : NULL, timeout);
   if (rc == 1)
     return 0;
   if (rc == 0)
     return lfdn_yield(L, task, "Semaphore:acquire");
-  return lfdn_wait_failed(L, task, rc, "Semaphore:acquire");
+  return lfdn_wait_failed(L, task, rc, fname);
 }
 
 static int l_try_acquire(lua_State *L) {

@@ -352,6 +352,8 @@ function Manager:stop_task(name, opts)
     bad_self(self, "stop_task")
   end
   local t = check_name(self, "BackgroundTaskManager:stop_task", name)
+  -- Stopping waits for a run in flight: fail before anything stops.
+  core.check_suspendable("BackgroundTaskManager:stop_task")
   if opts ~= nil and type(opts) ~= "table" then
     argerror("BackgroundTaskManager:stop_task", "opts", "a table", opts)
   end
@@ -481,6 +483,10 @@ function Manager:shutdown(opts)
   end
   if type(timeout) ~= "number" or timeout ~= timeout or timeout < 0 then
     argerror(fname, "opts.timeout", "a non-negative number of seconds", timeout)
+  end
+  if self._shutdown_result == nil then
+    -- Shutting down waits for runs in flight: fail before anything stops.
+    core.check_suspendable(fname)
   end
   if not self._closing then
     begin_shutdown(self, timeout)

@@ -47,6 +47,7 @@ end
 local park, wake, c_current, now = core.park, core.wake, core.current, core.now
 local scope_enter, scope_exit, cancel_pending = core.scope_enter, core.scope_exit,
   core.cancel_pending
+local check_suspendable = core.check_suspendable
 local wake_error, is_callable = fdn._wake_error, fdn.is_callable
 local argerror, class_of = errors.argerror, errors.class_of
 local Closed, QueueFull, InvalidState = errors.Closed, errors.QueueFull, errors.InvalidState
@@ -125,6 +126,8 @@ function Handle:wait()
     if me == nil then
       error(InvalidState.new("handle:wait: cannot suspend outside a task"), 2)
     end
+    -- Before registering: a caller that cannot wait leaves no waiter behind.
+    check_suspendable("handle:wait")
     local waiters = rec[WAITERS]
     if not waiters then
       waiters = {}

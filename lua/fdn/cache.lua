@@ -31,7 +31,7 @@ local format, concat = string.format, table.concat
 local unpack, huge = unpack, math.huge
 
 local now, park, wake, c_current = core.now, core.park, core.wake, core.current
-local cancel_pending = core.cancel_pending
+local cancel_pending, check_suspendable = core.cancel_pending, core.check_suspendable
 local wake_error, is_callable = fdn._wake_error, fdn.is_callable
 local argerror, is_error = errors.argerror, errors.is
 local Cancelled, InvalidArgument, InvalidState = errors.Cancelled, errors.InvalidArgument,
@@ -193,6 +193,10 @@ local function join(self, flight, ...)
     error(InvalidState.new(self._name .. ": another call computes this key; waiting "
       .. "for it needs a task"), 3)
   end
+  -- Checked before joining the waiters: a caller that cannot wait (inside a
+  -- table.sort comparator, a coroutine of its own) must leave no waiter
+  -- behind for the flight to wake later.
+  check_suspendable(self._name)
   local waiters = flight.waiters
   waiters[#waiters + 1] = me
   local st, signal = park() -- false, value when woken; st, cause when cancelled

@@ -171,6 +171,8 @@ function Executor:map(fn, items, opts)
   if core.current() == nil then
     error(errors.InvalidState.new(fname .. ": must be called from a task (inside fdn.run or fdn-lua)"), 2)
   end
+  -- map waits for its workers: where that is impossible, fail before any starts.
+  core.check_suspendable(fname)
   if not is_callable(fn) then
     argerror(fname, "fn", "a function", fn)
   end

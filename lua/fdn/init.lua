@@ -254,6 +254,8 @@ function M.timeout(seconds, fn, ...)
   end
   local scope = scope_enter(seconds, false)
   if scope == nil then
+    -- Outside a task, or in a coroutine of the caller's own: say which.
+    core.check_suspendable("fdn.timeout")
     error(InvalidState.new("fdn.timeout: must be called from a task"), 2)
   end
   local res = pack(pcall(fn, ...))

@@ -24,6 +24,7 @@ end
 
 local type, pcall, error = type, pcall, error
 local c_sleep, reserve, cancel = core.sleep, core.ratelimit_reserve, core.ratelimit_cancel
+local suspendable = core.suspendable
 local argerror = errors.argerror
 local events_has, events_emit = events.has, events.emit
 local pack_rest, unpack_n = results.pack_rest, results.unpack_n
@@ -78,6 +79,11 @@ function RateLimiter:acquire(tokens, timeout)
     }), 2)
   end
   if wait > 0 then
+    if not suspendable() then
+      -- It cannot wait here: give the tokens back, then say why.
+      cancel(self._rl, tokens or 1)
+      core.check_suspendable("RateLimiter:acquire")
+    end
     if events_has("rate_limiter.throttled") then
       events_emit("rate_limiter.throttled", { name = self.name, wait = wait })
     end

@@ -84,7 +84,7 @@ end
 
 --- Sleeps a backoff wait; a cancellation raises at once.
 local function backoff_sleep(wait)
-  local st, cause = c_sleep(wait)
+  local st, cause = c_sleep(wait, "fdn.retry")
   if st then
     return require("fdn")._wake_error(st, cause, "fdn.retry")
   end

@@ -93,7 +93,7 @@ function methods.with(self, fn, ...)
   if not is_callable(fn) then
     argerror("Semaphore:with", "fn", "a function", fn)
   end
-  local st, cause = c_acquire(self)
+  local st, cause = c_acquire(self, nil, "Semaphore:with")
   if st then
     return wake_error(st, cause, where(self, "with"))
   end
@@ -103,7 +103,10 @@ end
 --- fdn.with(sem, fn): holds a permit while fn runs.
 function methods.__enter(self)
   check(self, "__enter")
-  methods.acquire(self)
+  local st, cause = c_acquire(self, nil, "Semaphore:__enter")
+  if st then
+    return wake_error(st, cause, where(self, "__enter"))
+  end
   return self
 end
 

@@ -81,6 +81,10 @@ function TaskManager:__enter()
   if self._state == "open" or self._state == "closing" then
     error(errors.InvalidState.new(where(self, "__enter") .. ": already entered"), 2)
   end
+  -- Its exit waits for the children: where no wait is possible, no scope opens.
+  if core.current() ~= nil then
+    core.check_suspendable(where(self, "__enter"))
+  end
   local scope = scope_enter(nil, false)
   if scope == nil then
     error(errors.InvalidState.new(where(self, "__enter")
@@ -185,6 +189,11 @@ function TaskManager:__exit(err)
   end
   if self._state ~= "open" then
     error(errors.InvalidState.new(where(self, "__exit") .. ": not entered"), 2)
+  end
+  if self:active() > 0 and not core.suspendable() then
+    -- It must wait for the children and cannot: raised while the manager
+    -- is still open, so an __exit from the task itself can finish it.
+    core.check_suspendable(where(self, "__exit"))
   end
   self._state = "closing"
   local nursery, at = self._nursery, where(self, "__exit")

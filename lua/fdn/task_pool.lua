@@ -35,6 +35,7 @@ local type, error, pcall, setmetatable, select = type, error, pcall, setmetatabl
 local unpack = unpack
 local argerror = errors.argerror
 local c_spawn, c_current, cancel_pending = core.spawn, core.current, core.cancel_pending
+local suspendable, check_suspendable = core.suspendable, core.check_suspendable
 local c_acquire = core.limiter_acquire
 local lim_methods = core.limiter_methods
 local c_release, c_try_acquire, c_lim_close = lim_methods.release, lim_methods.try_acquire,
@@ -206,7 +207,7 @@ function TaskPool:submit(fn, ...)
     if cancel_pending() == 0 then
       emit("task_pool.full", self, { queue_size = self.queue_size })
     end
-    local st, cause = c_acquire(admit)
+    local st, cause = c_acquire(admit, nil, where(self, "submit"))
     if st then
       if st == ECLOSED then
         error(errors.Closed.new(where(self, "submit") .. ": the pool was closed"), 2)
@@ -243,6 +244,9 @@ function TaskPool:gather_results(opts)
     argerror(where(self, "gather_results"), "opts", "a table", opts)
   end
   local target = self._submitted
+  if self._done_upto < target then
+    check_suspendable(where(self, "gather_results"))
+  end
   while self._done_upto < target do
     local ev = self._progress
     if not ev then
@@ -320,10 +324,20 @@ end
 --- Closes the pool: stops accepting jobs, lets the workers run what is
 -- queued, and waits for them. Closing twice is harmless. If the closing
 -- task is cancelled while it waits, the workers are cancelled too.
+-- Whether closing would wait for workers and cannot: raised before the pool
+-- changes, so a close from where no task can wait (a table.sort comparator,
+-- a coroutine of the caller's own) loses no queued job.
+local function check_can_wait(self, method)
+  if self._workers.n > 0 and c_current() ~= nil and not suspendable() then
+    check_suspendable(where(self, method))
+  end
+end
+
 function TaskPool:close()
   if getmetatable(self) ~= TaskPool then
     bad_self(self, "close")
   end
+  check_can_wait(self, "close")
   self:_stop_accepting()
   if self._workers.n == 0 or c_current() == nil then
     -- Nothing started, or not in a task: the workers (if any) finish the
@@ -345,6 +359,7 @@ function TaskPool:cancel()
   if getmetatable(self) ~= TaskPool then
     bad_self(self, "cancel")
   end
+  check_can_wait(self, "cancel")
   self:_stop_accepting()
   teardown(self)
   local jobs = self._jobs

@@ -118,6 +118,7 @@ function M.eventually(pred, opts)
     error(errors.InvalidState.new("fdn.testing.eventually: must be called from a task "
       .. "(a spec body run by T.run, T.async or T.describe)"), 2)
   end
+  require("fdn.core").check_suspendable("fdn.testing.eventually")
   local deadline = fdn.now() + timeout
   local last_err
   while true do

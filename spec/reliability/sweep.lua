@@ -303,6 +303,11 @@ local function internal_tier(list)
 end
 
 local function main()
+  if os.getenv("FDN_SWEEP_PROBE") == "1" then
+    -- The spec's check that a function without an entry fails the sweep.
+    require("fdn.semaphore").probe = function(x) return x end
+    require("fdn.core").limiter_methods.probe = function(self) return self end
+  end
   local result = catalog.build()
   for _, problem in ipairs(result.problems) do
     fail("catalog: " .. problem)
