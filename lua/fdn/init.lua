@@ -345,7 +345,8 @@ function M.with(manager, fn)
   local exit = shielded(manager.__exit, manager, err)
   if not res[1] then
     if not exit[1] then
-      if errors.class_of(err) then
+      -- A nil exit error cannot sit in a list: it is reported instead.
+      if errors.class_of(err) and exit[2] ~= nil then
         local suppressed = err.suppressed or {}
         suppressed[#suppressed + 1] = exit[2]
         err.suppressed = suppressed

@@ -47,6 +47,33 @@ local ECLOSED = core.ECLOSED
 local is_callable, wake_error = fdn.is_callable, fdn._wake_error
 local is_cancelled = children.is_cancelled
 
+-- A failed job whose error nobody reads (no gather_results after it) is
+-- reported through fdn.report once the pool is collected, as a failed task
+-- nobody joined is: a userdata sentinel the pool holds finalizes with it.
+-- It sees only the error table and the set of unread indexes, never the
+-- pool, so it does not keep the pool alive.
+local function watch_unread(name, errs, unread)
+  if newproxy == nil then
+    return nil
+  end
+  local sentinel = newproxy(true)
+  getmetatable(sentinel).__gc = function()
+    local indexes = {}
+    for index in pairs(unread) do
+      indexes[#indexes + 1] = index
+    end
+    table.sort(indexes)
+    for _, index in ipairs(indexes) do
+      fdn.report("unread_job_failed", {
+        error = errs[index], job = index, pool = name,
+        message = string.format("TaskPool%s: job %d failed and nobody gathered its result: %s",
+          name and (" '" .. name .. "'") or "", index, errors.format(errs[index])),
+      })
+    end
+  end
+  return sentinel
+end
+
 --- Makes a pool. opts.pool_size: workers (an integer >= 1, required);
 -- opts.queue_size: jobs accepted but not yet started (an integer >= 1 or
 -- math.huge; default pool_size); opts.keep_results = false: drop successful
@@ -64,10 +91,11 @@ function M.new(opts)
   else
     children.check_count("TaskPool.new", "opts.queue_size", qsize, 1, true)
   end
+  local name, errs, unread = children.check_name("TaskPool.new", opts.name), {}, {}
   return setmetatable({
     pool_size = size,
     queue_size = qsize,
-    name = children.check_name("TaskPool.new", opts.name),
+    name = name,
     _closed = false,
     _submitted = 0, -- jobs accepted so far; a job's number is its index
     _gathered = 0,  -- results before this index were handed out
@@ -75,7 +103,9 @@ function M.new(opts)
     keep_results = opts.keep_results ~= false,
     _ahead = {},    -- finished jobs past _done_upto
     _results = {},  -- index -> non-nil result of finished jobs
-    _errors = {},   -- index -> error of failed jobs
+    _errors = errs, -- index -> error of failed jobs
+    _unread = unread, -- index -> true: failed, error not gathered yet
+    _sentinel = watch_unread(name, errs, unread),
     _fail_order = {}, -- indexes of failed jobs, in order of failure
     _waiters = 0,
     _workers = children.list(),
@@ -106,6 +136,9 @@ end
 local function finish_job(self, index, ok, result)
   if not ok then
     self._errors[index] = result
+    if not is_cancelled(result) then
+      self._unread[index] = true
+    end
     local order = self._fail_order
     order[#order + 1] = index
     emit("task_pool.job_failed", self, { job = index, error = result })
@@ -265,8 +298,9 @@ function TaskPool:gather_results(opts)
     return { n = 0 }
   end
   self._gathered = target
-  local results, errs = self._results, self._errors
-  local list, first, others = { n = target - from + 1 }, nil, {}
+  local results, errs, unread = self._results, self._errors, self._unread
+  -- The first failure is found by index: its error may be nil.
+  local list, first_index, others = { n = target - from + 1 }, nil, {}
   local return_errors = opts ~= nil and opts.return_errors
   for i = from, target do
     local r = results[i]
@@ -280,18 +314,22 @@ function TaskPool:gather_results(opts)
   local order, kept = self._fail_order, {}
   for _, i in ipairs(order) do
     if i >= from and i <= target then
-      if first == nil then
-        first = errs[i]
+      if first_index == nil then
+        first_index = i
       else
         others[#others + 1] = errs[i]
       end
-      errs[i] = nil
+      unread[i] = nil
     else
       kept[#kept + 1] = i
     end
   end
   self._fail_order = kept
-  if first ~= nil and not return_errors then
+  local first = first_index and errs[first_index]
+  for i = from, target do
+    errs[i] = nil
+  end
+  if first_index ~= nil and not return_errors then
     children.attach(first, others)
     error(first, 0)
   end
