@@ -89,11 +89,15 @@ end
 -- released however fn ends.
 ---@param fn function
 function methods.with(self, fn, ...)
-  check(self, "with")
+  if getmetatable(self) ~= MT then
+    check(self, "with")
+  end
   if not is_callable(fn) then
     argerror("Semaphore:with", "fn", "a function", fn)
   end
-  local st, cause = c_acquire(self, nil, "Semaphore:with")
+  -- No name passed: with is hot, and its wait is an acquire (the name
+  -- errors give, also where it cannot suspend).
+  local st, cause = c_acquire(self)
   if st then
     return wake_error(st, cause, where(self, "with"))
   end
@@ -103,7 +107,7 @@ end
 --- fdn.with(sem, fn): holds a permit while fn runs.
 function methods.__enter(self)
   check(self, "__enter")
-  local st, cause = c_acquire(self, nil, "Semaphore:__enter")
+  local st, cause = c_acquire(self)
   if st then
     return wake_error(st, cause, where(self, "__enter"))
   end

@@ -32,9 +32,16 @@ local GUARD = 1234567
 local failures, checked = {}, 0
 local stats = { refused = 0, accepted = 0, internal = 0, functions = 0, baselines = 0 }
 
-local function fail(text)
+-- A failed case (already counted as checked).
+local function fail_case(text)
   failures[#failures + 1] = text
   say("FAIL " .. text)
+end
+
+-- A failed check outside the cases (coverage, the catalog): counted too.
+local function fail(text)
+  checked = checked + 1
+  fail_case(text)
 end
 
 local function is_guard(err)
@@ -180,18 +187,18 @@ local function judge(entry, param, label, outcome)
   checked = checked + 1
   local where = string.format("%s %s=%s", entry.name, param.name, label)
   if outcome.harness then
-    return fail(where .. ": the case's task itself failed: " .. C.show(outcome.err))
+    return fail_case(where .. ": the case's task itself failed: " .. C.show(outcome.err))
   end
   if accepts(param, label) then
     if outcome.ok or errors.class_of(outcome.err) or entry.raiser then
       stats.accepted = stats.accepted + 1
       return
     end
-    return fail(where .. ": a documented acceptance, but the call then raised a plain Lua error: "
+    return fail_case(where .. ": a documented acceptance, but the call then raised a plain Lua error: "
       .. C.show(outcome.err))
   end
   if outcome.ok then
-    return fail(where .. ": accepted silently (" .. (outcome.suspended and "the call suspended"
+    return fail_case(where .. ": accepted silently (" .. (outcome.suspended and "the call suspended"
       or "returned normally") .. "); expected InvalidArgument")
   end
   local fname = entry.fname or entry.name:gsub("%(%)$", "")
@@ -200,7 +207,7 @@ local function judge(entry, param, label, outcome)
   end
   local good, why = names(outcome.err, fname, param.as or param.name)
   if not good then
-    return fail(where .. ": " .. why)
+    return fail_case(where .. ": " .. why)
   end
   stats.refused = stats.refused + 1
 end

@@ -114,10 +114,12 @@ end
 add { name = "Semaphore:acquire", names = { "Semaphore:acquire" }, where = { "Semaphore:acquire" },
   setup = sem_setup(function(s) s:acquire() end),
   setup_main = sem_setup(function(s) s:acquire() end) }
-add { name = "Semaphore:with", names = { "Semaphore:with" },
+-- with and __enter wait in an acquire and say so (with is hot: no name is
+-- passed down for it).
+add { name = "Semaphore:with", names = { "Semaphore:with", "Semaphore:acquire" },
   setup = sem_setup(function(s) s:with(noop) end),
   setup_main = sem_setup(function(s) s:with(noop) end) }
-add { name = "fdn.with(semaphore)", names = { "Semaphore:__enter" },
+add { name = "fdn.with(semaphore)", names = { "Semaphore:__enter", "Semaphore:acquire" },
   setup = sem_setup(function(s) fdn.with(s, noop) end),
   setup_main = sem_setup(function(s) fdn.with(s, noop) end) }
 
