@@ -27,6 +27,17 @@ describe("bad arguments", function()
     assert.equal(7, t:join())
   end))
 
+  it("fdn.gather refuses a task count past the list's end before allocating for it",
+    T.async(function()
+      -- Found beside the sweep: {n = 1e10} made the C side calloc 80 GB.
+      refused("fdn.gather", "tasks.n", fdn.gather, { n = 1e10 })
+      refused("fdn.gather", "tasks.n", fdn.gather, { n = -1 })
+      refused("fdn.gather", "tasks.n", fdn.gather, { n = "3" })
+      refused("fdn.gather", "tasks[2]", fdn.gather, { n = 3, fdn.spawn(noop) })
+      refused("fdn.gather", "tasks.n", require("fdn.core").group_new, {}, 2 ^ 40)
+      assert.same({ 1 }, fdn.gather { n = 1, fdn.spawn(function() return 1 end) })
+    end))
+
   it("fdn.random refuses NaN instead of converting it to an integer", function()
     refused("fdn.random", "n", fdn.random, 0 / 0)
   end)

@@ -216,6 +216,9 @@ function M.gather(first, ...)
     tasks = pack(first, ...)
   end
   local n = tasks.n or #tasks
+  if type(n) ~= "number" or n < 0 or n % 1 ~= 0 then
+    argerror("fdn.gather", "tasks.n", "a count of the tasks in the list", n)
+  end
   local return_errors = opts ~= nil and opts.return_errors or false
   local group = group_new(tasks, n)
   local st, cause = group_wait(group, not return_errors)
