@@ -346,6 +346,7 @@ end
 
 --- Validates a retry options table into a policy description.
 local function parse(opts, fname)
+  fname = fname or FNAME
   opts = check_options(opts, 3, fname)
   local p = {}
   local ma = opts.max_attempts
