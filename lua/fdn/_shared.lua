@@ -62,17 +62,19 @@ function M.option_checker(fname, known, expected)
     set[known[i]] = true
   end
   local listing = "a known option (" .. table.concat(known, ", ") .. ")"
-  return function(opts, level)
+  -- `as` names another function the options are checked for (optional).
+  return function(opts, level, as)
+    local name = as or fname
     level = (level or 2) + 1
     local argerror = require("fdn.errors").argerror
     if opts == nil and expected == nil then
       return {}
     elseif type(opts) ~= "table" then
-      argerror(fname, "opts", expected or "a table of options", opts, level)
+      argerror(name, "opts", expected or "a table of options", opts, level)
     end
     for k in pairs(opts) do
       if not set[k] then
-        argerror(fname, tostring(k), listing, opts[k], level)
+        argerror(name, tostring(k), listing, opts[k], level)
       end
     end
     return opts

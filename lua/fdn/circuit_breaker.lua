@@ -18,6 +18,12 @@ local results = require "fdn._results"
 local CircuitBreaker = {}
 CircuitBreaker.__index = CircuitBreaker
 
+-- A method called on anything but a CircuitBreaker: usually a '.' where ':' was meant.
+local function bad_self(self, method)
+  errors.argerror("CircuitBreaker:" .. method, "self",
+    "a CircuitBreaker (call it with ':')", self, 3)
+end
+
 local error, pcall, type = error, pcall, type
 local pack_rest, unpack_n, first_two = results.pack_rest, results.unpack_n, results.first_two
 local is_cancelled, argerror = errors.is_cancelled, errors.argerror
@@ -158,6 +164,12 @@ end
 -- CircuitOpen without calling fn while open (or half-open and full).
 ---@param fn function
 function CircuitBreaker:call(fn, ...)
+  if getmetatable(self) ~= CircuitBreaker then
+    bad_self(self, "call")
+  end
+  if type(fn) ~= "function" and not require("fdn").is_callable(fn) then
+    argerror("CircuitBreaker:call", "fn", "a function", fn)
+  end
   local b = self._b
   local ticket, from, to = b_acquire(b)
   if from then
@@ -200,6 +212,9 @@ end
 ---@param fn function
 ---@return function
 function CircuitBreaker:wrap(fn)
+  if getmetatable(self) ~= CircuitBreaker then
+    bad_self(self, "wrap")
+  end
   if type(fn) ~= "function" and not (type(fn) == "table" and getmetatable(fn)
       and getmetatable(fn).__call) then
     argerror("CircuitBreaker:wrap", "fn", "a function", fn)
@@ -212,6 +227,9 @@ end
 --- "closed", "open" or "half_open" (open turns half-open once the recovery
 -- timeout has passed, whether or not a call came).
 function CircuitBreaker:state()
+  if getmetatable(self) ~= CircuitBreaker then
+    bad_self(self, "state")
+  end
   local state, from, to = b_state(self._b)
   if from then
     changed(self, from, to)
@@ -222,6 +240,9 @@ end
 --- Counters: calls (admitted), successes, failures, ignored, rejected,
 -- opened (times), consecutive_failures, probes (in flight), and state.
 function CircuitBreaker:counts()
+  if getmetatable(self) ~= CircuitBreaker then
+    bad_self(self, "counts")
+  end
   local counts = core.breaker_counts(self._b)
   counts.state = self:state()
   return counts
@@ -229,6 +250,9 @@ end
 
 --- Closes the breaker and clears its failure counts.
 function CircuitBreaker:reset()
+  if getmetatable(self) ~= CircuitBreaker then
+    bad_self(self, "reset")
+  end
   local from, to = core.breaker_force(self._b, "closed")
   if from then
     changed(self, from, to)
@@ -237,6 +261,9 @@ end
 
 --- Opens the breaker now, for a full recovery timeout.
 function CircuitBreaker:trip()
+  if getmetatable(self) ~= CircuitBreaker then
+    bad_self(self, "trip")
+  end
   local from, to = core.breaker_force(self._b, "open")
   if from then
     changed(self, from, to)

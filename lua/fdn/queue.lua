@@ -23,6 +23,16 @@ local c_close = methods.close
 
 local names, where = require("fdn._shared").namer("Queue")
 
+-- The metatable every queue has: how the Lua-side methods check self.
+local MT = getmetatable(c_new(1))
+
+-- A method called on anything but a queue: usually a '.' where ':' was meant.
+local function check(self, method)
+  if getmetatable(self) ~= MT then
+    argerror("Queue:" .. method, "self", "a Queue (call it with ':')", self, 3)
+  end
+end
+
 --- Makes an empty queue holding at most `maxsize` values (an integer >= 1;
 -- math.huge for no limit, on purpose). `opts.name` appears in its errors
 -- and events.
@@ -82,6 +92,7 @@ end
 --- Iterates over values as they come until the queue is closed and
 -- drained: `for v in q:iter() do … end`. A nil value ends the loop early.
 function methods.iter(self)
+  check(self, "iter")
   return function()
     local st, v = c_get(self)
     if st == false then
@@ -98,6 +109,7 @@ end
 --- Closes the queue: later puts raise Closed, waiting putters are woken
 -- with Closed, getters drain what is queued and then see Closed.
 function methods.close(self)
+  check(self, "close")
   if methods.is_closed(self) then
     return
   end
@@ -109,6 +121,7 @@ end
 
 --- The name given to new(), if any.
 function methods.name(self)
+  check(self, "name")
   return names[self]
 end
 

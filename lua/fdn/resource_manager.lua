@@ -34,6 +34,12 @@ local Cancelled, Timeout = errors.Cancelled, errors.Timeout
 local ResourceManager = {}
 ResourceManager.__index = ResourceManager
 
+-- A method called on anything but a ResourceManager: usually a '.' where ':' was meant.
+local function bad_self(self, method)
+  errors.argerror("ResourceManager:" .. method, "self",
+    "a ResourceManager (call it with ':')", self, 3)
+end
+
 local function check_timeout(fname, param, t)
   if t ~= nil and (type(t) ~= "number" or t ~= t or t < 0) then
     argerror(fname, param, "a non-negative number", t, 3)
@@ -214,10 +220,16 @@ end
 
 -- For fdn.with(fdn.ResourceManager.new(), function(rm) ... end).
 function ResourceManager:__enter()
+  if getmetatable(self) ~= ResourceManager then
+    bad_self(self, "__enter")
+  end
   return self
 end
 
 function ResourceManager:__exit()
+  if getmetatable(self) ~= ResourceManager then
+    bad_self(self, "__exit")
+  end
   return self:close_all()
 end
 

@@ -19,6 +19,16 @@ local methods = core.limiter_methods
 local c_new, c_acquire = core.limiter_new, core.limiter_acquire
 local c_release, c_resize, c_close = methods.release, methods.resize, methods.close
 
+-- The metatable every semaphore has: how the Lua-side methods check self.
+local MT = getmetatable(c_new(0))
+
+-- A method called on anything but a semaphore: usually a '.' where ':' was meant.
+local function check(self, method)
+  if getmetatable(self) ~= MT then
+    argerror("Semaphore:" .. method, "self", "a Semaphore (call it with ':')", self, 3)
+  end
+end
+
 -- Names are only read when something goes wrong.
 local names, where = require("fdn._shared").namer("Semaphore")
 
@@ -71,9 +81,14 @@ end
 -- released however fn ends.
 ---@param fn function
 function methods.with(self, fn, ...)
+  if getmetatable(self) ~= MT then
+    check(self, "with")
+  end
   if not is_callable(fn) then
     argerror("Semaphore:with", "fn", "a function", fn)
   end
+  -- No name passed: with is hot, and its wait is an acquire (the name
+  -- errors give, also where it cannot suspend).
   local st, cause = c_acquire(self)
   if st then
     return wake_error(st, cause, where(self, "with"))
@@ -83,11 +98,16 @@ end
 
 --- fdn.with(sem, fn): holds a permit while fn runs.
 function methods.__enter(self)
-  methods.acquire(self)
+  check(self, "__enter")
+  local st, cause = c_acquire(self)
+  if st then
+    return wake_error(st, cause, where(self, "__enter"))
+  end
   return self
 end
 
 function methods.__exit(self)
+  check(self, "__exit")
   c_release(self)
 end
 
@@ -96,6 +116,7 @@ end
 -- before anyone waiting is served.
 ---@param n integer
 function methods.resize(self, n)
+  check(self, "resize")
   local before = methods.limit(self)
   c_resize(self, n)
   if events.has("semaphore.resized") then
@@ -106,6 +127,7 @@ end
 --- Wakes every waiter with Closed; later acquires raise Closed. Permits
 -- held may still be released.
 function methods.close(self)
+  check(self, "close")
   if methods.is_closed(self) then
     return
   end
@@ -118,6 +140,7 @@ end
 
 --- The name given to new(), if any.
 function methods.name(self)
+  check(self, "name")
   return names[self]
 end
 

@@ -559,6 +559,12 @@ end
 local Clock = {}
 Clock.__index = Clock
 
+-- A method called on anything but a clock (from fdn.testing.clock()): usually a '.' where ':' was meant.
+local function bad_self(self, method)
+  errors.argerror("clock:" .. method, "self",
+    "a clock (from fdn.testing.clock()) (call it with ':')", self, 3)
+end
+
 --- The clock of the running engine: now(), advance(seconds),
 -- autojump(on), next_deadline().
 function M.clock()
@@ -572,6 +578,9 @@ end
 
 --- Engine time in seconds (virtual under a virtual clock).
 function Clock:now()
+  if getmetatable(self) ~= Clock then
+    bad_self(self, "now")
+  end
   return self.engine:now()
 end
 
@@ -580,6 +589,9 @@ end
 -- inside it fires too), and returns the new time. From a task it suspends
 -- while the scheduler does that.
 function Clock:advance(seconds)
+  if getmetatable(self) ~= Clock then
+    bad_self(self, "advance")
+  end
   if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 or seconds == math.huge then
     argerror("clock:advance", "seconds", "a finite non-negative number", seconds)
   end
@@ -597,6 +609,9 @@ end
 --- Virtual clock: with autojump on (the default), time jumps to the next
 -- deadline whenever no task is ready; off, only advance() moves it.
 function Clock:autojump(on)
+  if getmetatable(self) ~= Clock then
+    bad_self(self, "autojump")
+  end
   if type(on) ~= "boolean" then
     argerror("clock:autojump", "on", "a boolean", on)
   end
@@ -607,6 +622,9 @@ end
 
 --- Engine time of the earliest armed timer, or nil.
 function Clock:next_deadline()
+  if getmetatable(self) ~= Clock then
+    bad_self(self, "next_deadline")
+  end
   return core.engine_next_deadline(self.engine)
 end
 

@@ -37,6 +37,9 @@ end
 ---@param message string
 ---@param level? integer
 function M.fail(message, level)
+  if level ~= nil and (type(level) ~= "number" or level < 1 or level % 1 ~= 0) then
+    argerror("fdn.testing.fail", "level", "nil or an integer >= 1", level)
+  end
   level = (level or 1) + 1
   local fail = find_busted_fail()
   if fail then
@@ -113,6 +116,7 @@ function M.eventually(pred, opts)
     error(errors.InvalidState.new("fdn.testing.eventually: must be called from a task "
       .. "(a spec body run by T.run, T.async or T.describe)"), 2)
   end
+  require("fdn.core").check_suspendable("fdn.testing.eventually")
   local deadline = fdn.now() + timeout
   local last_err
   while true do
