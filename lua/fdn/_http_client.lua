@@ -64,12 +64,17 @@ local function parse_url(fname, url)
   return host, port, target, host_header
 end
 
-local check_request = require("fdn._shared").option_checker("fdn.http.request",
-  { "method", "url", "headers", "body", "timeout", "max_body", "query" },
-  "an options table {method =, url =, headers =, body =, timeout =}")
+local REQUEST_OPTIONS = { "method", "url", "headers", "body", "timeout", "max_body", "query" }
+local REQUEST_EXPECTED = "an options table {method =, url =, headers =, body =, timeout =}"
+local request_checkers = {
+  ["fdn.http.request"] = require("fdn._shared").option_checker("fdn.http.request",
+    REQUEST_OPTIONS, REQUEST_EXPECTED),
+  ["client:request"] = require("fdn._shared").option_checker("client:request",
+    REQUEST_OPTIONS, REQUEST_EXPECTED),
+}
 
 local function check_opts(fname, opts)
-  check_request(opts, 3)
+  request_checkers[fname](opts, 3)
   local method = opts.method or "GET"
   if type(method) ~= "string" or not find(method, "^[A-Z][A-Z%-]*$") then
     argerror(fname, "opts.method", 'an upper-case method such as "GET"', method, 3)
@@ -107,7 +112,7 @@ local function check_opts(fname, opts)
     argerror(fname, "opts.timeout", "a non-negative number of seconds", timeout, 3)
   end
   local max_body = opts.max_body
-  if max_body ~= nil and (type(max_body) ~= "number" or max_body < 0) then
+  if max_body ~= nil and (type(max_body) ~= "number" or max_body ~= max_body or max_body < 0) then
     argerror(fname, "opts.max_body", "a non-negative number of bytes", max_body, 3)
   end
   return method, host, port, target, host_header, headers, body, timeout, max_body
@@ -289,10 +294,12 @@ function M.new_client(opts)
   if type(max_idle) ~= "number" or max_idle < 0 or max_idle % 1 ~= 0 then
     argerror("fdn.http.Client.new", "opts.max_idle", "a non-negative integer", max_idle, 3)
   end
-  if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or opts.timeout < 0) then
+  if opts.timeout ~= nil and (type(opts.timeout) ~= "number" or opts.timeout ~= opts.timeout
+      or opts.timeout < 0) then
     argerror("fdn.http.Client.new", "opts.timeout", "a non-negative number", opts.timeout, 3)
   end
-  if opts.max_body ~= nil and (type(opts.max_body) ~= "number" or opts.max_body < 0) then
+  if opts.max_body ~= nil and (type(opts.max_body) ~= "number" or opts.max_body ~= opts.max_body
+      or opts.max_body < 0) then
     argerror("fdn.http.Client.new", "opts.max_body", "a non-negative number", opts.max_body, 3)
   end
   return setmetatable({ idle = {}, max_idle = max_idle, timeout = opts.timeout,
@@ -376,6 +383,9 @@ end
 
 --- Closes the idle connections; later requests raise Closed.
 function Client:close()
+  if getmetatable(self) ~= Client then
+    argerror("client:close", "self", "a client (call it with a colon)", self)
+  end
   self.closed = true
   for _, list in pairs(self.idle) do
     for i = 1, #list do
@@ -386,6 +396,9 @@ function Client:close()
 end
 
 function Client:__exit()
+  if getmetatable(self) ~= Client then
+    argerror("client:__exit", "self", "a client (call it with a colon)", self)
+  end
   self:close()
 end
 

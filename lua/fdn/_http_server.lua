@@ -77,7 +77,14 @@ M.Request = Request
 --- The whole body (read on first call, within the app's max_body; later
 -- calls return the same string). Raises HttpError with status 413 when it
 -- is larger, 400 when it is malformed, 408 when the client is too slow.
+local function check_request(self, fname)
+  if getmetatable(self) ~= Request then
+    errors.argerror(fname, "self", "a request (call it with a colon)", self, 3)
+  end
+end
+
 function Request:body()
+  check_request(self, "req:body")
   local body = self._body
   if body ~= nil then
     return body
@@ -136,6 +143,7 @@ end
 
 --- The body decoded as JSON; HttpError 400 when it is not JSON.
 function Request:json()
+  check_request(self, "req:json")
   local body = self:body()
   local ok, value = pcall(json_decode, body)
   if not ok then
@@ -146,6 +154,10 @@ end
 
 --- A request header by name, any case.
 function Request:header(name)
+  check_request(self, "req:header")
+  if type(name) ~= "string" then
+    errors.argerror("req:header", "name", "a header name", name)
+  end
   return self.headers[lower(name)]
 end
 
@@ -774,11 +786,17 @@ end
 
 --- Waits until the server has closed.
 function Server:wait()
+  if getmetatable(self) ~= Server then
+    errors.argerror("server:wait", "self", "a server (call it with a colon)", self)
+  end
   self.done:wait()
 end
 
 --- For fdn.with: closes the server on the way out.
 function Server:__exit()
+  if getmetatable(self) ~= Server then
+    errors.argerror("server:__exit", "self", "a server (call it with a colon)", self)
+  end
   self:close()
 end
 

@@ -21,8 +21,68 @@ local M = {}
 
 M.HttpError = errors.HttpError
 M.status_text = util.status_text
-M.escape, M.unescape = util.escape, util.unescape
-M.parse_query, M.build_query = util.parse_query, util.build_query
+
+-- The helpers users call are checked; the server calls util's directly.
+
+--- Percent-encodes every byte but the unreserved ones (RFC 3986).
+---@param s string
+function M.escape(s)
+  if type(s) ~= "string" then
+    errors.argerror("fdn.http.escape", "s", "a string", s)
+  end
+  return util.escape(s)
+end
+
+--- Decodes %XX escapes, and "+" as a space when `plus` is true.
+---@param s string
+---@param plus? boolean
+function M.unescape(s, plus)
+  if type(s) ~= "string" then
+    errors.argerror("fdn.http.unescape", "s", "a string", s)
+  end
+  if plus ~= nil and type(plus) ~= "boolean" then
+    errors.argerror("fdn.http.unescape", "plus", "nil or a boolean", plus)
+  end
+  return util.unescape(s, plus)
+end
+
+--- Parses a query string ("a=1&b=x+y&a=2", without the "?"): a key given
+-- once maps to its string, a repeated key to the list of its values.
+---@param qs? string
+function M.parse_query(qs)
+  if qs ~= nil and type(qs) ~= "string" then
+    errors.argerror("fdn.http.parse_query", "qs", "nil or a string", qs)
+  end
+  return util.parse_query(qs)
+end
+
+local QUERY_VALUE = { string = true, number = true, boolean = true }
+
+--- Builds a query string from a table whose values are strings, numbers,
+-- booleans or lists of them; keys in sorted order.
+---@param t table
+function M.build_query(t)
+  if type(t) ~= "table" then
+    errors.argerror("fdn.http.build_query", "t", "a table of query parameters", t)
+  end
+  for k, v in pairs(t) do
+    if type(k) ~= "string" and type(k) ~= "number" then
+      errors.argerror("fdn.http.build_query", "t", "string keys", k)
+    end
+    if type(v) == "table" and getmetatable(v) == nil then
+      for i = 1, #v do
+        if not QUERY_VALUE[type(v[i])] or v[i] ~= v[i] then
+          errors.argerror("fdn.http.build_query", "t." .. tostring(k) .. "[" .. i .. "]",
+            "a string, number or boolean", v[i])
+        end
+      end
+    elseif not QUERY_VALUE[type(v)] or v ~= v then
+      errors.argerror("fdn.http.build_query", "t." .. tostring(k), "a string, number or boolean "
+        .. "(or a list of them)", v)
+    end
+  end
+  return util.build_query(t)
+end
 
 --- Makes an app. Options (all optional): name, max_body (bytes, 1 MiB),
 -- max_header_size (16 KiB), max_headers (100), request_timeout (30 s),
@@ -69,6 +129,9 @@ end
 function M.error(status, message)
   if type(status) ~= "number" or status % 1 ~= 0 or status < 400 or status > 599 then
     errors.argerror("fdn.http.error", "status", "an HTTP error status (400-599)", status)
+  end
+  if message ~= nil and type(message) ~= "string" then
+    errors.argerror("fdn.http.error", "message", "nil or a string", message)
   end
   return appm.http_error(status, message)
 end

@@ -28,6 +28,15 @@ local c_read, c_read_until = core.tcp_read, core.tcp_read_until
 local c_write, c_wait_writable = core.tcp_write, core.tcp_wait_writable
 local c_shutdown, c_settle = core.tcp_shutdown, core.tcp_settle
 local c_close, c_address = methods.close, methods.address
+local STREAM_MT = debug.getregistry()["fdn.tcp"]
+
+-- The C methods check what they are given; these check for the Lua
+-- methods that reach C only later, or under another name.
+local function check_stream(self, fname)
+  if getmetatable(self) ~= STREAM_MT then
+    argerror(fname, "self", "a TCP stream (call it with a colon)", self, 3)
+  end
+end
 
 --- Raises the error a failed stream call reported: "st, cause" from the
 -- scheduler (cancelled, timed out, closed) or "true, code, message" for
@@ -161,6 +170,7 @@ end
 
 --- The port a listener (or connection) is bound to locally.
 function methods.port(self)
+  check_stream(self, "stream:port")
   local _, port = c_address(self)
   return port
 end
@@ -187,6 +197,7 @@ end
 ---@param n integer
 ---@param timeout? number seconds
 function methods.read_exactly(self, n, timeout)
+  check_stream(self, "conn:read_exactly")
   if type(n) ~= "number" or n < 0 or n % 1 ~= 0 then
     argerror("conn:read_exactly", "n", "a non-negative integer", n)
   end
@@ -216,6 +227,10 @@ end
 ---@param max? integer
 ---@param timeout? number seconds
 function methods.read_until(self, delimiter, max, timeout)
+  if type(delimiter) ~= "string" or delimiter == "" then
+    check_stream(self, "conn:read_until")
+    argerror("conn:read_until", "delimiter", "a non-empty string", delimiter)
+  end
   check_timeout("conn:read_until", timeout)
   local deadline = deadline_of(timeout)
   while true do
@@ -248,6 +263,7 @@ end
 --- Waits until everything written so far has gone to the kernel.
 ---@param timeout? number seconds
 function methods.drain(self, timeout)
+  check_stream(self, "conn:drain")
   check_timeout("conn:drain", timeout)
   local deadline = deadline_of(timeout)
   while true do
@@ -278,6 +294,7 @@ end
 
 --- Closes the stream at once; tasks waiting on it raise Closed. Idempotent.
 function methods.close(self)
+  check_stream(self, "stream:close")
   if methods.is_closed(self) then
     return
   end
@@ -289,6 +306,7 @@ end
 
 --- For fdn.with: closes the stream on the way out.
 function methods.__exit(self)
+  check_stream(self, "stream:__exit")
   methods.close(self)
 end
 

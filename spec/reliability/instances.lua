@@ -319,4 +319,98 @@ M.async_body = passthrough("spec body made by fdn.testing.async (runs it on an e
     return T.async(noop)
   end)
 
+-- fdn.tcp and fdn.http: sockets need real I/O, which the virtual clock's
+-- jumps would cut short (a connect would meet the guard's deadline first),
+-- so these objects are set up with autojump off; the calls swept on them
+-- run with it back on (a call that must wait is ended by the guard).
+local function real_io(fn)
+  local clock = T.clock()
+  clock:autojump(false)
+  local ok, a, b = pcall(fn)
+  clock:autojump(true)
+  if not ok then
+    error(a, 0)
+  end
+  return a, b
+end
+
+M.tcp_listener = {
+  class = "TCP listener", shares = "tcp_conn",
+  make = function()
+    local l = fdn.tcp.listen { port = 0 }
+    return with_cleanup(l, function() l:close() end)
+  end,
+}
+
+M.tcp_conn = {
+  class = "TCP connection",
+  make = function()
+    return real_io(function()
+      local l = fdn.tcp.listen { port = 0 }
+      local c = fdn.tcp.connect { host = "127.0.0.1", port = l:port(), timeout = 5 }
+      local peer = l:accept(5)
+      l:close()
+      peer:write("line one\nline two\n") -- something to read
+      return with_cleanup(c, function()
+        c:close()
+        peer:close()
+      end)
+    end)
+  end,
+}
+
+M.http_app = {
+  class = "fdn.http app",
+  make = function()
+    return fdn.http.app {}
+  end,
+}
+
+M.http_server = {
+  class = "fdn.http server",
+  make = function()
+    local srv = fdn.http.app({}):listen { port = 0 }
+    return with_cleanup(srv, function() srv:close { timeout = 0 } end)
+  end,
+}
+
+M.http_client = {
+  class = "fdn.http Client",
+  make = function()
+    local client = fdn.http.Client.new {}
+    return with_cleanup(client, function() client:close() end)
+  end,
+}
+
+-- A request in the middle of its handler, its JSON body not read yet.
+M.http_request = {
+  class = "fdn.http request",
+  make = function()
+    return real_io(function()
+      local got, release = fdn.Event.new(), fdn.Event.new()
+      local req
+      local app = fdn.http.app {}
+      app:post("/", function(r)
+        req = r
+        got:set()
+        release:wait()
+        return "ok"
+      end)
+      local srv = app:listen { port = 0 }
+      local client = fdn.spawn(function()
+        return fdn.http.request { method = "POST", url = "http://127.0.0.1:" .. srv.port .. "/",
+          body = '{"a":1}', headers = { ["content-type"] = "application/json" }, timeout = 5 }
+      end)
+      got:wait()
+      return with_cleanup(req, function()
+        release:set()
+        real_io(function()
+          client:wait()
+          srv:close { timeout = 1 }
+        end)
+      end)
+    end)
+  end,
+}
+
 return M

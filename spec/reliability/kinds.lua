@@ -56,4 +56,14 @@ M.FIELDS_OR_ERROR = kind("a table of fields, or an error value (any value: it is
 M.LOG_LEVEL = kind("a level name (\"trace\" ... \"error\")")
 M.ERROR_LEVEL = kind("nil or an integer >= 1 (a stack level, as for error())", V.NIL, V.BIG)
 
+M.STATUS = kind("an HTTP status code (an integer; fdn.http.error: 400-599); none of the sweep's "
+  .. "values is one")
+M.OPT_STATUS = kind("an HTTP status code (100-999), or nil for 200", V.NIL)
+M.OPT_BODY = kind("a response body: a string, a function(write) that streams, or nil", V.NIL,
+  V.EMPTY, V.FUNC)
+M.JSON = kind("a value lua-cjson encodes: nil (null), booleans, finite numbers, strings, tables "
+  .. "of them", V.NIL, V.TRUE, V.ZERO, V.NEG, V.BIG, V.EMPTY, V.TABLE)
+M.HTTP_METHOD = kind("an upper-case method name (\"GET\", \"PURGE\"); none of the sweep's values is one")
+M.HTTP_PATH = kind("a route path starting with \"/\" (\"/users/:id\"); none of the sweep's values is one")
+
 return M

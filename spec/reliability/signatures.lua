@@ -443,4 +443,93 @@ add("mock:called_with", { on = "mock", params = { p("args", K.ANY) } })
 add("mock:returned_with", { on = "mock", params = { p("args", K.ANY) } })
 add("mock:__call", { on = "mock", vararg = true, params = {} })
 
+-- fdn.tcp ---------------------------------------------------------------------------------
+-- Listeners and connections are one C type: each kind's entries cover the
+-- other's methods (instances.lua `shares`); calls that wait for the peer
+-- are ended by the guard.
+
+local function close_result(_, obj)
+  if obj ~= nil and type(obj) == "userdata" then
+    obj:close()
+  end
+end
+
+add("fdn.tcp.listen", { fn = "fdn.tcp.listen", params = { p("opts", K.TABLE) },
+  args = { { port = 0 } }, cleanup = close_result })
+add("fdn.tcp.connect", { fn = "fdn.tcp.connect", params = { p("opts", K.TABLE) },
+  args = { { host = "127.0.0.1", port = 1 } }, baseline = "any" })
+add("listener:accept", { on = "tcp_listener", params = { p("timeout", K.OPT_SECONDS) },
+  cleanup = close_result })
+add("stream:port", { on = "tcp_listener", params = {} })
+add("conn:read", { on = "tcp_conn", params = { p("max", K.OPT_COUNT1), p("timeout", K.OPT_SECONDS) } })
+add("conn:read_exactly", { on = "tcp_conn", params = { p("n", K.COUNT0), p("timeout", K.OPT_SECONDS) },
+  args = { 4 } })
+add("conn:read_until", { on = "tcp_conn",
+  params = { p("delimiter", K.NAME), p("max", K.OPT_COUNT1), p("timeout", K.OPT_SECONDS) },
+  args = { "\n" } })
+add("conn:write", { on = "tcp_conn", vararg = true, virtual = true,
+  params = { p("data", K.STRING) }, args = { "x" } })
+add("conn:drain", { on = "tcp_conn", params = { p("timeout", K.OPT_SECONDS) } })
+add("conn:shutdown", { on = "tcp_conn", params = { p("timeout", K.OPT_SECONDS) } })
+add("stream:close", { on = "tcp_conn", params = {} })
+add("stream:__exit", { on = "tcp_conn", params = {} })
+add("stream:is_closed", { on = "tcp_conn", params = {} })
+add("stream:address", { on = "tcp_conn", params = {} })
+add("conn:peer", { on = "tcp_conn", params = {} })
+add("conn:buffered", { on = "tcp_conn", params = {} })
+add("conn:nodelay", { on = "tcp_conn", params = { p("on", K.BOOLEAN) }, args = { true } })
+add("conn:set_limits", { on = "tcp_conn",
+  params = { p("read_limit", K.OPT_COUNT1), p("write_limit", K.OPT_COUNT1) }, args = { 4096, 4096 } })
+
+-- fdn.http --------------------------------------------------------------------------------
+
+local function close_server(_, srv)
+  if type(srv) == "table" and srv.close then
+    srv:close { timeout = 0 }
+  end
+end
+local function handler() return "ok" end
+local function middleware(_, nxt) return nxt() end
+
+add("fdn.http.app", { fn = "fdn.http.app", params = { p("opts", K.OPT_TABLE) } })
+add("fdn.http.json", { fn = "fdn.http.json",
+  params = { p("value", K.JSON), p("status", K.OPT_STATUS), p("headers", K.OPT_TABLE) },
+  args = { { ok = true } } })
+add("fdn.http.response", { fn = "fdn.http.response",
+  params = { p("body", K.OPT_BODY), p("status", K.OPT_STATUS), p("headers", K.OPT_TABLE) },
+  args = { "ok" } })
+add("fdn.http.error", { fn = "fdn.http.error",
+  params = { p("status", K.STATUS), p("message", K.OPT_STRING) }, args = { 404 } })
+add("fdn.http.escape", { fn = "fdn.http.escape", params = { p("s", K.STRING) }, args = { "a b" } })
+add("fdn.http.unescape", { fn = "fdn.http.unescape",
+  params = { p("s", K.STRING), p("plus", K.OPT_BOOLEAN) }, args = { "a%20b" } })
+add("fdn.http.parse_query", { fn = "fdn.http.parse_query", params = { p("qs", K.OPT_STRING) },
+  args = { "a=1&b=2" } })
+add("fdn.http.build_query", { fn = "fdn.http.build_query", params = { p("t", K.TABLE) },
+  args = function() return { a = 1 } end })
+add("fdn.http.request", { fn = "fdn.http.request", params = { p("opts", K.TABLE) },
+  args = function() return { url = "http://127.0.0.1:1/" } end, baseline = "any" })
+add("fdn.http.Client.new", { fn = "fdn.http.Client.new", params = { p("opts", K.OPT_TABLE) },
+  cleanup = function(_, c) if type(c) == "table" then c:close() end end })
+add("client:request", { on = "http_client", params = { p("opts", K.TABLE) },
+  args = function() return { url = "http://127.0.0.1:1/" } end, baseline = "any" })
+add("client:close", { on = "http_client", params = {} })
+add("client:__exit", { on = "http_client", params = {} })
+add("app:use", { on = "http_app", params = { p("fn", K.FN) }, args = { middleware } })
+add("app:route", { on = "http_app",
+  params = { p("method", K.HTTP_METHOD), p("path", K.HTTP_PATH), p("handler", K.FN) },
+  args = { "GET", "/x", handler } })
+for _, m in ipairs { "get", "post", "put", "delete", "patch", "head", "options" } do
+  add("app:" .. m, { on = "http_app", params = { p("path", K.HTTP_PATH), p("handler", K.FN) },
+    args = { "/x", handler } })
+end
+add("app:listen", { on = "http_app", params = { p("opts", K.OPT_TABLE) },
+  args = function() return { port = 0 } end, cleanup = close_server })
+add("server:close", { on = "http_server", params = { p("opts", K.OPT_TABLE) } })
+add("server:wait", { on = "http_server", params = {} })
+add("server:__exit", { on = "http_server", params = {} })
+add("req:body", { on = "http_request", params = {} })
+add("req:json", { on = "http_request", params = {} })
+add("req:header", { on = "http_request", params = { p("name", K.STRING) }, args = { "Host" } })
+
 return M
