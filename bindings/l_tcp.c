@@ -450,6 +450,11 @@ static int l_write(lua_State *L) {
     lua_pushboolean(L, 0);
     return 1;
   }
+  /* A write that may have to wait is refused before anything is sent
+   * where the caller cannot wait, so a failed call has written nothing.
+   */
+  if (s->queued + total > s->write_limit)
+    stream_task(L, s, "conn:write");
   left = total;
   if (s->queued == 0) {
     rc = uv_try_write((uv_stream_t *)&s->handle, bufs, (unsigned)nbufs);
@@ -542,6 +547,8 @@ static int l_shutdown(lua_State *L) {
     lua_pushboolean(L, 0);
     return 1;
   }
+  /* Where the caller cannot wait, fail before the stream is shut. */
+  stream_task(L, s, "conn:shutdown");
   if (!s->shutting) {
     s->shutdown_req.data = s;
     rc = uv_shutdown(&s->shutdown_req, (uv_stream_t *)&s->handle, on_shutdown);

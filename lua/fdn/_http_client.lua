@@ -11,6 +11,7 @@ local type, pairs, tostring, tonumber, error, pcall, setmetatable =
   type, pairs, tostring, tonumber, error, pcall, setmetatable
 local concat, lower, find, sub, match = table.concat, string.lower, string.find, string.sub, string.match
 local now = core.now
+local check_suspendable = core.check_suspendable
 local argerror, HttpError, Closed = errors.argerror, errors.HttpError, errors.Closed
 local c_read_head, c_read_body, c_parser_new = core.http_read_head, core.http_read_body, core.http_parser_new
 local c_write, c_wait_writable = core.tcp_write, core.tcp_wait_writable
@@ -250,6 +251,7 @@ end
 function M.request(opts)
   local method, host, port, target, host_header, headers, body, timeout, max_body =
     check_opts("fdn.http.request", opts)
+  check_suspendable("fdn.http.request")
   local started = now()
   local deadline = timeout and timeout ~= math.huge and (started + timeout) or nil
   local conn
@@ -328,6 +330,7 @@ function Client:request(opts)
   end
   local method, host, port, target, host_header, headers, body, timeout, max_body =
     check_opts("client:request", opts)
+  check_suspendable("client:request")
   timeout = timeout or self.timeout
   max_body = max_body or self.max_body
   local started = now()

@@ -17,6 +17,7 @@ local type, pairs, tostring, tonumber, pcall, xpcall, error =
   type, pairs, tostring, tonumber, pcall, xpcall, error
 local concat, lower, format, find, sub = table.concat, string.lower, string.format, string.find, string.sub
 local now = core.now
+local check_suspendable = core.check_suspendable
 local c_read_head, c_read_body = core.http_read_head, core.http_read_body
 local c_parser_new, c_parser_state = core.http_parser_new, core.http_parser_state
 local c_write, c_wait_writable = core.tcp_write, core.tcp_wait_writable
@@ -93,6 +94,7 @@ function Request:body()
     self._body = ""
     return ""
   end
+  check_suspendable("req:body")
   local app, conn = self._app, self._conn
   if self._expect and not self._continued then
     -- The client waits for this before it sends the body.
@@ -736,6 +738,10 @@ function Server:close(opts)
     end
   end
   local me = fdn.current()
+  if me ~= nil then
+    -- In a task but where it cannot wait: fail before closing anything.
+    check_suspendable("server:close")
+  end
   if me == nil then
     -- Outside any task nothing can wait: close everything at once.
     close_now(self)
@@ -789,6 +795,7 @@ function Server:wait()
   if getmetatable(self) ~= Server then
     errors.argerror("server:wait", "self", "a server (call it with a colon)", self)
   end
+  check_suspendable("server:wait")
   self.done:wait()
 end
 

@@ -20,6 +20,7 @@ local type, error = type, error
 local argerror, IOError = errors.argerror, errors.IOError
 local wake_error = fdn._wake_error
 local now = core.now
+local check_suspendable = core.check_suspendable
 
 local methods = core.tcp_methods
 local c_listen, c_accept = core.tcp_listen, core.tcp_accept
@@ -127,6 +128,8 @@ function M.connect(opts)
     argerror("fdn.tcp.connect", "port", "an integer from 1 to 65535", port)
   end
   check_timeout("fdn.tcp.connect", timeout)
+  -- Where the caller cannot wait, fail before a socket is made.
+  check_suspendable("fdn.tcp.connect")
   local conn, code, message = c_connect(host, port)
   if conn == nil then
     error(IOError.new("fdn.tcp.connect: " .. host .. ":" .. port .. ": " .. message,

@@ -426,11 +426,194 @@ add { name = "core.park_for", names = { "fdn.park_for" }, where = { "fdn.park_fo
   setup = function() return function() core.park_for(1) end end,
   setup_main = function() return function() core.park_for(1) end end }
 
+-- fdn.tcp and fdn.http: sockets need real I/O, which virtual time's jumps
+-- would cut short, so their setups run with autojump off.
+local function real_io(fn)
+  local engine = core.engine_running()
+  engine:set_autojump(false)
+  local ok, a, b, c = pcall(fn)
+  engine:set_autojump(true)
+  if not ok then
+    error(a, 0)
+  end
+  return a, b, c
+end
+
+local function open_handles()
+  return #core.engine_handles(core.engine_running())
+end
+
+local function no_new_handles(before)
+  return function()
+    local now_open = open_handles()
+    if now_open ~= before then
+      return string.format("%d handle(s) open, %d before the call", now_open, before)
+    end
+  end
+end
+
+local function tcp_pair()
+  return real_io(function()
+    local l = fdn.tcp.listen { port = 0 }
+    local c = fdn.tcp.connect { host = "127.0.0.1", port = l:port(), timeout = 5 }
+    local p = l:accept(5)
+    l:close()
+    return c, p
+  end)
+end
+
+local function pair_setup(call, check)
+  return function()
+    local c, p = tcp_pair()
+    return function() call(c, p) end, check and function() return check(c, p) end,
+      function()
+        c:close()
+        p:close()
+      end
+  end
+end
+
+local function unread(c)
+  local buffered = c:buffered()
+  if buffered ~= 0 then
+    return buffered .. " byte(s) read ahead"
+  end
+end
+
+local function nothing_queued(c)
+  local _, queued = c:buffered()
+  if queued ~= 0 then
+    return queued .. " byte(s) queued for writing"
+  end
+end
+
+add { name = "listener:accept", names = { "listener:accept" }, where = { "listener:accept" },
+  setup = function()
+    local l = fdn.tcp.listen { port = 0 }
+    return function() l:accept() end, function()
+      if l:is_closed() then return "the listener was closed" end
+    end, function() l:close() end
+  end }
+
+add { name = "fdn.tcp.connect", names = { "fdn.tcp.connect" }, where = { "fdn.tcp.connect" },
+  setup = function()
+    local l = fdn.tcp.listen { port = 0 }
+    local before = open_handles()
+    return function() fdn.tcp.connect { host = "127.0.0.1", port = l:port() } end,
+      no_new_handles(before), function() l:close() end
+  end }
+
+add { name = "conn:read", names = { "conn:read" }, where = { "conn:read" },
+  setup = pair_setup(function(c) c:read() end, unread) }
+add { name = "conn:read_exactly", names = { "conn:read_exactly", "conn:read" },
+  setup = pair_setup(function(c) c:read_exactly(4) end, unread) }
+add { name = "conn:read_until", names = { "conn:read_until" }, where = { "conn:read_until" },
+  setup = pair_setup(function(c) c:read_until("\n") end, unread) }
+-- A write over the write limit must wait: refused before anything is sent.
+add { name = "conn:write", names = { "conn:write" }, where = { "conn:write" },
+  setup = pair_setup(function(c)
+    c:set_limits(nil, 1)
+    c:write("xy")
+  end, nothing_queued) }
+-- drain waits while the kernel holds back what the peer does not read.
+add { name = "conn:drain", names = { "conn:drain", "conn:write" },
+  setup = function()
+    local c, p = tcp_pair()
+    c:set_limits(nil, 64 * 1024 * 1024)
+    c:write(string.rep("x", 16 * 1024 * 1024))
+    local _, queued = c:buffered()
+    return function() c:drain() end, function()
+      local _, q = c:buffered()
+      if q ~= queued then return "queued " .. q .. ", was " .. queued end
+    end, function()
+      c:close()
+      p:close()
+    end
+  end }
+add { name = "conn:shutdown", names = { "conn:shutdown" }, where = { "conn:shutdown" },
+  setup = pair_setup(function(c) c:shutdown() end, function(c)
+    if not pcall(c.write, c, "still open") then return "the stream was shut down" end
+  end) }
+
+local function http_server(app)
+  return (app or fdn.http.app {}):listen { port = 0 }
+end
+
+add { name = "fdn.http.request", names = { "fdn.http.request" },
+  setup = function()
+    local srv = http_server()
+    local before = open_handles()
+    return function() fdn.http.request { url = "http://127.0.0.1:" .. srv.port .. "/" } end,
+      no_new_handles(before), function() srv:close { timeout = 0 } end
+  end }
+add { name = "client:request", names = { "client:request" },
+  setup = function()
+    local srv = http_server()
+    local client = fdn.http.Client.new {}
+    local before = open_handles()
+    return function() client:request { url = "http://127.0.0.1:" .. srv.port .. "/" } end,
+      no_new_handles(before), function()
+        client:close()
+        srv:close { timeout = 0 }
+      end
+  end }
+add { name = "server:wait", names = { "server:wait" },
+  setup = function()
+    local srv = http_server()
+    return function() srv:wait() end, function()
+      if srv.closing then return "the server was closed" end
+    end, function() srv:close { timeout = 0 } end
+  end }
+-- From the main thread server:close closes everything at once (documented).
+add { name = "server:close", names = { "server:close" },
+  main_ok = "outside any task server:close closes every socket at once, waiting for nothing",
+  setup = function()
+    local srv = http_server()
+    return function() srv:close() end, function()
+      if srv.closing then return "the server was closed" end
+    end, function() srv:close { timeout = 0 } end
+  end }
+-- A request whose body its handler has not read yet.
+add { name = "req:body", names = { "req:body" }, where = { "http_read_body" },
+  setup = function()
+    return real_io(function()
+      local got, release = fdn.Event.new(), fdn.Event.new()
+      local req
+      local app = fdn.http.app {}
+      app:post("/", function(r)
+        req = r
+        got:set()
+        release:wait()
+        return "ok"
+      end)
+      local srv = http_server(app)
+      local client = fdn.spawn(function()
+        local conn = fdn.tcp.connect { host = "127.0.0.1", port = srv.port, timeout = 5 }
+        -- The head only: the body never comes, so reading it must wait.
+        conn:write("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n")
+        release:wait()
+        conn:close()
+      end)
+      got:wait()
+      return function() req:body() end, function()
+        if req._body ~= nil or not req._pending then return "the body was consumed" end
+      end, function()
+        release:set()
+        real_io(function()
+          client:wait()
+          srv:close { timeout = 1 }
+        end)
+      end
+    end)
+  end }
+
 -- `where` strings of the bindings no user call can reach, and why.
 local UNREACHABLE_WHERE = {
   ["Batcher (flusher)"] = "only a batcher's own flusher tasks call it",
   ["TaskManager (waiting for a slot)"] = "marks a child a TaskManager has not started yet: "
     .. "it has not run, so it called nothing",
+  http_read_head = "only fdn.http's own connection tasks and its client (which checks first, "
+    .. "naming fdn.http.request or client:request) read heads",
 }
 
 -- Suspension sites of the Lua library, per file: calls of the suspending
@@ -457,12 +640,20 @@ local LUA_SITES = {
   testing = { 1, "clock:advance" },
   testing_assert = { 1, "fdn.testing.eventually" },
   testing_mock = { 1, "mock with a delay" },
+  tcp = { 9, "fdn.tcp.connect, listener:accept, conn:read, conn:read_exactly, conn:read_until, "
+    .. "conn:write (write, then wait), conn:drain, conn:shutdown (their waits in C)" },
+  _http_client = { 5, "fdn.http.request / client:request (connect, send, head, body)" },
+  _http_server = { 10, "a connection task's own sends, head reads, body skipping and "
+    .. "handler_timeout; req:body; server:wait; server:close (drained, the accept task, done)" },
 }
 
 local SUSPENDING_CORE = {
   park = true, park_for = true, sleep = true, limiter_acquire = true, queue_get = true,
   queue_put = true, event_wait = true, join_wait = true, group_wait = true, nursery_wait = true,
   bulkhead_enter = true, advance = true,
+  tcp_accept = true, tcp_connect_wait = true, tcp_read = true, tcp_read_until = true,
+  tcp_write = true, tcp_wait_writable = true, tcp_shutdown = true, http_read_head = true,
+  http_read_body = true,
 }
 
 --- The suspension sites of a Lua source: lines calling a local bound to a
@@ -519,6 +710,9 @@ local function cross_check()
   for w in src:gmatch('lfdn_suspendable%(L, "([^"]+)"%)') do wheres[w] = true end
   for w in src:gmatch('lfdn_yield%(L, [%w_]+, "([^"]+)"%)') do wheres[w] = true end
   for w in src:gmatch('task%->where = "([^"]+)"') do wheres[w] = true end
+  -- The TCP streams' own parking helpers (bindings/l_tcp.c).
+  for w in src:gmatch('stream_task%(L, [%w_]+, "([^"]+)"%)') do wheres[w] = true end
+  for w in src:gmatch('lfdn_tcp_wait_readable%(L, [%w_]+, [%w_]+, "([^"]+)"%)') do wheres[w] = true end
   -- Functions that suspend under a variable name: every literal assigned to it.
   for body in (src .. "\nstatic "):gmatch("\n(static [^\n]*%b()%s*%b{})") do
     if (body:find("lfdn_suspendable%(L, fname%)") or body:find("lfdn_yield%(L, [%w_]+, fname%)"))
