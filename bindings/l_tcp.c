@@ -72,6 +72,7 @@ static void tcp_close(lfdn_tcp_t *s) {
   if (s->closed)
     return;
   s->closed = 1;
+  s->watcher = NULL;
   lfdn_resource_remove(&s->res);
   if (s->box != NULL) {
     *s->box = NULL;
@@ -242,6 +243,15 @@ static void stop_reading(lfdn_tcp_t *s) {
   }
 }
 
+/* The peer went away: the watching task, if any, is cancelled. */
+static void peer_gone(lfdn_tcp_t *s) {
+  fdn_task_t *watcher = s->watcher;
+  if (watcher != NULL) {
+    s->watcher = NULL;
+    fdn_task_cancel(watcher);
+  }
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   lfdn_tcp_t *s = (lfdn_tcp_t *)stream;
   (void)buf;
@@ -252,10 +262,12 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {
   } else if (nread == UV_EOF) {
     s->eof = 1;
     stop_reading(s);
+    peer_gone(s);
   } else if (nread < 0) {
     if (s->err == 0)
       s->err = (int)nread;
     stop_reading(s);
+    peer_gone(s);
   } else {
     return; /* EAGAIN: nothing read */
   }
@@ -801,6 +813,35 @@ static int l_connect_wait(lua_State *L) {
                  timeout, "fdn.tcp.connect");
 }
 
+/* tcp_watch(conn, on): while on, the running task is cancelled as soon as
+ * the peer goes away (the end of its stream, or a reset), at once if it
+ * already has; off forgets the task. The stream reads ahead (within its
+ * read limit) to notice. fdn.http turns it on around a handler, so a
+ * handler whose client left stops at its next suspension. The task must
+ * turn it off before it ends (closing the stream also forgets it).
+ */
+static int l_watch(lua_State *L) {
+  lfdn_tcp_t *s = check_kind(L, "conn:watch", LFDN_TCP_CONN);
+  lfdn_task_t *task;
+  if (s == NULL)
+    return 0;
+  if (!lua_toboolean(L, 2)) {
+    s->watcher = NULL;
+    return 0;
+  }
+  task = lfdn_suspendable_fast(L);
+  if (task == NULL)
+    return 0; /* nothing that could be cancelled at a suspension */
+  if (s->eof || s->err != 0) {
+    fdn_task_cancel(&task->core);
+    return 0;
+  }
+  s->watcher = &task->core;
+  if (lfdn_tcp_buffered(s) < s->read_limit && start_reading(s) != 0)
+    peer_gone(s);
+  return 0;
+}
+
 /* Methods -----------------------------------------------------------------*/
 
 /* settle(stream): after a wait that ended without the stream's doing. */
@@ -933,17 +974,13 @@ void lfdn_open_tcp(lua_State *L) {
       {"address", l_address},       {"peer", l_peer},
       {"nodelay", l_nodelay},       {"buffered", l_buffered},
       {"set_limits", l_set_limits}, {NULL, NULL}};
-  static const luaL_Reg funcs[] = {{"tcp_listen", l_listen},
-                                   {"tcp_accept", l_accept},
-                                   {"tcp_connect", l_connect},
-                                   {"tcp_connect_wait", l_connect_wait},
-                                   {"tcp_read", l_read},
-                                   {"tcp_read_until", l_read_until},
-                                   {"tcp_write", l_write},
-                                   {"tcp_wait_writable", l_wait_writable},
-                                   {"tcp_shutdown", l_shutdown},
-                                   {"tcp_settle", l_settle},
-                                   {NULL, NULL}};
+  static const luaL_Reg funcs[] = {
+      {"tcp_listen", l_listen},     {"tcp_accept", l_accept},
+      {"tcp_connect", l_connect},   {"tcp_connect_wait", l_connect_wait},
+      {"tcp_read", l_read},         {"tcp_read_until", l_read_until},
+      {"tcp_write", l_write},       {"tcp_wait_writable", l_wait_writable},
+      {"tcp_shutdown", l_shutdown}, {"tcp_settle", l_settle},
+      {"tcp_watch", l_watch},       {NULL, NULL}};
   int state = lua_gettop(L), module = state - 1;
   luaL_newmetatable(L, LFDN_TCP_MT);
   lua_newtable(L);

@@ -46,6 +46,10 @@ struct lfdn_tcp_s {
   fdn_waitq_t readers;
   fdn_waitq_t writers;
   fdn_waitq_t waiters; /* accept, connect, shutdown */
+  /* Cancelled when the peer goes away (end of stream or an error) while
+   * set: the task serving a request (fdn.http); see tcp_watch.
+   */
+  fdn_task_t *watcher;
   uv_getaddrinfo_t *lookup;
   uv_connect_t connect_req;
   uv_shutdown_t shutdown_req;

@@ -46,6 +46,7 @@ local OPTIONS = {
   max_connections = { 1024, positive_int },
   shutdown_timeout = { 10, positive },
   access_log = { false, boolean },
+  cancel_on_disconnect = { true, boolean },
   on_error = { false, function(v) return v == false or is_callable(v), "a function" end },
 }
 local OPTION_NAMES = {}
@@ -253,7 +254,7 @@ function M.run(app, req)
     if i > n then
       return route(app, req)
     end
-    local called = false
+    local called, returned = false, false
     local res = mw[i](req, function(...)
       if select("#", ...) > 0 then
         error(errors.InvalidArgument.new("next() takes no arguments"), 2)
@@ -261,24 +262,58 @@ function M.run(app, req)
       if called then
         error(errors.InvalidState.new("next() called twice by one middleware"), 2)
       end
+      if returned then
+        -- Kept and called later (from another task, say): the request is over.
+        error(errors.InvalidState.new("next() called after its middleware returned"), 2)
+      end
       called = true
       return dispatch(i + 1)
     end)
+    returned = true
     return normalize(res, "middleware #" .. i)
   end
   return dispatch(1)
 end
 
---- Maps an error raised by the pipeline to {status, message}: HttpError
--- with a status keeps it; a handler timeout is 503; the rest are 500.
+local Timeout, CircuitOpen, QueueFull = errors.Timeout, errors.CircuitOpen, errors.QueueFull
+local RetryExhausted, class_of = errors.RetryExhausted, errors.class_of
+
+--- Maps an error raised by the pipeline to the status the client gets, the
+-- message it reads, and extra headers (or nil):
+--   HttpError with a status 400-599   that status and its message
+--   Timeout                           504: a call the handler made timed out
+--   CircuitOpen                       503, Retry-After from the breaker
+--   QueueFull                         503: a bulkhead or queue is full
+--   RetryExhausted                    as its last error when that is a 503
+--                                     or 504, else 503
+--   anything else                     500, the message not shown
+-- (handler_timeout expiring is a 503; the server tells it apart.)
 function M.error_status(err)
+  if class_of(err) == nil then
+    return 500, "internal server error"
+  end
   if errors.is(err, HttpError) then
     local status = err.status
     if type(status) == "number" and status >= 400 and status <= 599 then
       return status, err.message
     end
-  elseif errors.is(err, errors.Timeout) then
-    return 503, "the handler timed out"
+  elseif errors.is(err, Timeout) then
+    return 504, "a call the handler made timed out"
+  elseif errors.is(err, CircuitOpen) then
+    local after = rawget(err, "retry_after")
+    return 503, "service unavailable", type(after) == "number" and after == after and after >= 0
+      and after < 1e9 and { ["retry-after"] = tostring(math.ceil(after)) } or nil
+  elseif errors.is(err, QueueFull) then
+    return 503, "service unavailable"
+  elseif errors.is(err, RetryExhausted) then
+    local cause = rawget(err, "cause")
+    if cause ~= nil and cause ~= err then
+      local status, message, headers = M.error_status(cause)
+      if status == 503 or status == 504 then
+        return status, message, headers
+      end
+    end
+    return 503, "service unavailable"
   end
   return 500, "internal server error"
 end

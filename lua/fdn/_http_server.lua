@@ -21,6 +21,7 @@ local check_suspendable = core.check_suspendable
 local c_read_head, c_read_body = core.http_read_head, core.http_read_body
 local c_parser_new, c_parser_state = core.http_parser_new, core.http_parser_state
 local c_write, c_wait_writable = core.tcp_write, core.tcp_wait_writable
+local c_watch = core.tcp_watch
 local tcp_methods = core.tcp_methods
 local c_buffered, c_close, c_peer = tcp_methods.buffered, tcp_methods.close, tcp_methods.peer
 local ETIMEDOUT, ECLOSED = core.ETIMEDOUT, core.ECLOSED
@@ -46,11 +47,25 @@ end
 
 --- xpcall handler: an error that is not an fdn error (those carry their
 -- traceback) is wrapped with the traceback of where it was raised.
+local WRAPPED = {}
 local function keep_traceback(e)
   if not is_cancelled(e) and errors.class_of(e) == nil then
-    return { wrapped = e, traceback = debug.traceback(tostring(e), 2) }
+    -- Any value, nil and a table whose __tostring raises included.
+    local ok, text = pcall(tostring, e)
+    return { [WRAPPED] = true, value = e,
+      traceback = debug.traceback(ok and text or "(an error value that cannot be shown)", 2) }
   end
   return e
+end
+
+--- The pipeline under handler_timeout: fdn.timeout sees the errors as
+-- raised (Cancelled untouched), the others wrapped with their traceback.
+local function traced_pipeline(app, req)
+  local ok, res = xpcall(run_pipeline, keep_traceback, app, req)
+  if ok then
+    return res
+  end
+  error(res, 0)
 end
 
 -- Writing -----------------------------------------------------------------------
@@ -312,8 +327,8 @@ local function send(srv, conn, req, res, keep_alive)
     if is_cancelled(err) then
       error(err, 0)
     end
-    if type(err) == "table" and err.wrapped ~= nil then
-      srv:_handler_failed(req, err.wrapped, err.traceback)
+    if type(err) == "table" and rawget(err, WRAPPED) then
+      srv:_handler_failed(req, err.value, err.traceback)
     else
       srv:_handler_failed(req, err, nil)
     end
@@ -431,6 +446,9 @@ local function handle(srv, conn, parser, ip, method, target, headers, version, k
     return false
   end
 
+  -- The request's context: request_id, and whatever the handler sets,
+  -- for this request only (the next one on the connection starts afresh).
+  local saved_context = context.current()
   context.set("request_id", rid)
   srv.in_flight = srv.in_flight + 1
   if events.has("http.request_started") then
@@ -438,30 +456,44 @@ local function handle(srv, conn, parser, ip, method, target, headers, version, k
       path = req.path, remote = ip })
   end
   local ok, res
+  local watch = app.cancel_on_disconnect
+  if watch then
+    c_watch(conn, true)
+  end
   if app.handler_timeout then
-    ok, res = pcall(fdn.timeout, app.handler_timeout, run_pipeline, app, req)
+    ok, res = pcall(fdn.timeout, app.handler_timeout, traced_pipeline, app, req)
   else
     ok, res = xpcall(run_pipeline, keep_traceback, app, req)
+  end
+  if watch then
+    c_watch(conn, false)
   end
   local status, bytes
   if not ok then
     local err, tb = res, nil
-    if type(err) == "table" and err.wrapped ~= nil then
-      err, tb = err.wrapped, err.traceback
+    if type(err) == "table" and rawget(err, WRAPPED) then
+      err, tb = err.value, err.traceback
     end
     if is_cancelled(err) then
       srv.in_flight = srv.in_flight - 1
       srv:_finished(req, nil, 0, started, true)
-      context.set("request_id", nil)
+      context._restore(saved_context)
       error(err, 0)
     end
-    local code, message = error_status(err)
+    local code, message, extra
+    if app.handler_timeout and errors.is(err, errors.Timeout) and type(err) == "table"
+        and type(err.context) == "table" and err.context.seconds == app.handler_timeout
+        and now() - started >= app.handler_timeout then
+      code, message = 503, "the handler timed out"
+    else
+      code, message, extra = error_status(err)
+    end
     if code >= 500 then
       srv:_handler_failed(req, err, tb)
     end
     res = nil
-    if app.on_error and code == 500 then
-      local okh, custom = pcall(app.on_error, err, req)
+    if app.on_error and code >= 500 and not errors.is(err, errors.HttpError) then
+      local okh, custom = pcall(app.on_error, err, req, code)
       if okh then
         okh, custom = pcall(normalize, custom, "on_error")
       end
@@ -471,7 +503,7 @@ local function handle(srv, conn, parser, ip, method, target, headers, version, k
         srv:_handler_failed(req, custom, nil)
       end
     end
-    res = res or error_response(code, message, rid)
+    res = res or error_response(code, message, rid, extra)
     if code == 413 or code == 408 or code == 400 then
       keep_alive = false
     end
@@ -485,7 +517,7 @@ local function handle(srv, conn, parser, ip, method, target, headers, version, k
   srv.in_flight = srv.in_flight - 1
   if not sent_ok then
     srv:_finished(req, status, 0, started, is_cancelled(sent))
-    context.set("request_id", nil)
+    context._restore(saved_context)
     error(sent, 0)
   end
   bytes, keep_alive = sent, keep
@@ -518,7 +550,7 @@ local function handle(srv, conn, parser, ip, method, target, headers, version, k
     keep_alive = false
   end
   srv:_finished(req, status, bytes, started, false)
-  context.set("request_id", nil)
+  context._restore(saved_context)
   return keep_alive
 end
 
@@ -611,8 +643,10 @@ Server.__index = Server
 M.Server = Server
 
 function Server:_handler_failed(req, err, tb)
+  -- The error value itself: fdn.log renders it (safely) in every format,
+  -- and a function sink receives it as it was raised.
   local fields = { server = self.name, method = req and req.method, path = req and req.path,
-    error = format_error(err) }
+    error = err }
   if tb == nil and type(err) == "table" then
     tb = rawget(err, "traceback")
   end

@@ -335,6 +335,72 @@ position("event subscriber fails", function(e)
   events.emit("matrix.event", {})
   stop()
 end, "reported through fdn.report; the emitter goes on")
+-- fdn.http: a request through a real server (autojump off while the bytes
+-- travel). Nobody owns a handler's error: the server answers 500 (or 503,
+-- 504...) and logs it once as http.handler_failed, with the value itself.
+local function http_case(setup, opts, expect)
+  local engine = require("fdn.core").engine_running()
+  engine:set_autojump(false)
+  local ok, err = pcall(function()
+    local app = fdn.http.app(opts)
+    setup(app)
+    local srv = app:listen { port = 0 }
+    local okr, res = pcall(fdn.http.request, { url = "http://127.0.0.1:" .. srv.port .. "/",
+      timeout = 5 })
+    srv:close { timeout = 1 }
+    if expect == "broken" then
+      if okr then error("the response should have been cut short, got " .. res.status, 0) end
+    elseif not okr then
+      error(res, 0)
+    elseif res.status ~= 500 then
+      error("the server answered " .. res.status .. ", expected 500", 0)
+    end
+  end)
+  engine:set_autojump(true)
+  if not ok then
+    error(err, 0)
+  end
+end
+
+position("fdn.http: a handler fails", function(e)
+  http_case(function(app) app:get("/", thrower(e)) end)
+end, "logged once as http.handler_failed; the client gets a 500")
+position("fdn.http: a handler fails under handler_timeout", function(e)
+  http_case(function(app) app:get("/", thrower(e)) end, { handler_timeout = 5 })
+end, "logged once as http.handler_failed; the client gets a 500")
+position("fdn.http: a middleware fails before next()", function(e)
+  http_case(function(app)
+    app:use(thrower(e))
+    app:get("/", function() return "ok" end)
+  end)
+end, "logged once as http.handler_failed; the client gets a 500")
+position("fdn.http: a middleware fails after next() returned", function(e)
+  http_case(function(app)
+    app:use(function(_, nxt)
+      nxt()
+      error(e, 0)
+    end)
+    app:get("/", function() return "ok" end)
+  end)
+end, "logged once as http.handler_failed; the client gets a 500")
+do
+  local handler_error = { what = "the handler's own failure" }
+  position("fdn.http: on_error fails", function(e)
+    http_case(function(app) app:get("/", thrower(handler_error)) end,
+      { on_error = thrower(e) })
+  end, "both logged as http.handler_failed, each once; the plain 500 is sent", { handler_error })
+end
+position("fdn.http: a streamed body fails part-way", function(e)
+  http_case(function(app)
+    app:get("/", function()
+      return { body = function(write)
+        write("part")
+        error(e, 0)
+      end }
+    end)
+  end, nil, "broken")
+end, "logged once as http.handler_failed; the connection closes mid-body")
+
 position("log sink fails", function(e)
   local saved = log.config()
   if log._reset_sink_failure_reports then log._reset_sink_failure_reports() end
