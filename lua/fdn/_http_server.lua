@@ -726,6 +726,8 @@ function M.listen(app, opts)
   return srv
 end
 
+local wait_closed
+
 local function close_now(srv)
   srv.closing = true
   c_close(srv.listener)
@@ -748,6 +750,32 @@ local function finish_close(srv, cancelled)
       cancelled = cancelled })
   end
   srv.done:set()
+end
+
+--- Lets the connections finish for up to `timeout` seconds, cancels what
+-- is left, waits until every connection and the accept task have ended.
+local function cancel_connections(srv)
+  local cancelled = 0
+  for conn, task in pairs(srv.tasks) do
+    cancelled = cancelled + 1
+    task:cancel("the server closed and its shutdown timeout passed")
+    c_close(conn)
+  end
+  return cancelled
+end
+
+function wait_closed(srv, timeout)
+  local cancelled = 0
+  if srv.active > 0 and (timeout <= 0 or not pcall(srv.drained.wait, srv.drained, timeout)) then
+    cancelled = cancel_connections(srv)
+    if srv.active > 0 then
+      srv.drained:wait()
+    end
+  end
+  srv.accept_task:wait()
+  if not srv.closed then
+    finish_close(srv, cancelled)
+  end
 end
 
 --- Closes the server gracefully: stops accepting, closes idle
@@ -809,19 +837,13 @@ function Server:close(opts)
     end
   end
   close_now(self)
-  local cancelled = 0
-  if self.active > 0 and not pcall(self.drained.wait, self.drained, timeout) then
-    for conn, task in pairs(self.tasks) do
-      cancelled = cancelled + 1
-      task:cancel("the server closed and its shutdown timeout passed")
-      c_close(conn)
-    end
-    if self.active > 0 then
-      self.drained:wait()
-    end
+  local ok, err = pcall(wait_closed, self, timeout)
+  if not ok then
+    -- Cancelled while waiting: the close goes on, hard, in a task of its
+    -- own, so the server still ends and later close() and wait() return.
+    fdn.spawn_with({ name = "http close (" .. self.name .. ")" }, wait_closed, self, 0)
+    error(err, 0)
   end
-  self.accept_task:wait()
-  finish_close(self, cancelled)
 end
 
 --- Waits until the server has closed.

@@ -55,7 +55,9 @@ local function watched(f)
 end
 
 for _, name in ipairs { "sleep", "park", "park_for", "limiter_acquire", "queue_get", "queue_put",
-  "event_wait", "join_wait", "group_wait", "nursery_wait", "bulkhead_enter" } do
+  "event_wait", "join_wait", "group_wait", "nursery_wait", "bulkhead_enter",
+  "tcp_accept", "tcp_connect_wait", "tcp_read", "tcp_read_until", "tcp_write",
+  "tcp_wait_writable", "tcp_shutdown", "http_read_head", "http_read_body" } do
   core[name] = watched(core[name])
 end
 do
@@ -740,6 +742,189 @@ scenario {
     end
     return p
   end,
+}
+
+-- fdn.tcp and fdn.http: real sockets. Virtual time would jump to the
+-- servers' deadlines while bytes travel, so these scenarios turn autojump
+-- off (nothing in them waits for time).
+local function real_io()
+  core.engine_running():set_autojump(false)
+end
+
+local function echo_server(env)
+  env.listener = fdn.tcp.listen { port = 0 }
+  env.echoed = 0
+  env.server = fdn.spawn(function()
+    local conn = env.listener:accept()
+    fdn.with(conn, function()
+      while true do
+        local data = conn:read()
+        if data == nil then return end
+        env.echoed = env.echoed + #data
+        conn:write(data)
+      end
+    end)
+  end)
+end
+
+scenario {
+  name = "fdn.tcp connect, write, read_until, read_exactly, shutdown, read to EOF",
+  setup = function()
+    real_io()
+    local env = { written = 0 }
+    echo_server(env)
+    return env
+  end,
+  user = function(env)
+    local c = fdn.tcp.connect { host = "127.0.0.1", port = env.listener:port() }
+    env.conn = c
+    fdn.with(c, function()
+      c:write("ping\n", "abc")
+      env.written = 8
+      assert(c:read_until("\n") == "ping")
+      assert(c:read_exactly(3) == "abc")
+      c:write(string.rep("x", 100))
+      env.written = env.written + 100
+      c:drain()
+      c:shutdown()
+      local n = 0
+      while true do
+        local d = c:read()
+        if d == nil then break end
+        n = n + #d
+      end
+      assert(n == 100, "read back " .. n)
+    end)
+  end,
+  settle = function(env)
+    if env.conn == nil then
+      -- Cancelled while connecting: no connection will ever come.
+      env.server:cancel()
+    end
+    env.server:wait()
+    env.listener:close()
+  end,
+  check = function(env)
+    local p = {}
+    expect(p, env.conn == nil or env.conn:is_closed(), "the user's connection is still open")
+    expect(p, env.echoed <= env.written, "echoed " .. env.echoed .. " of " .. env.written)
+    local st = env.server:status()
+    expect(p, st == "done" or st == "cancelled", "the echo server is " .. st)
+    return p
+  end,
+}
+
+local function http_app(env)
+  local app = fdn.http.app { name = "matrix" }
+  env.failed, env.finished = 0, 0
+  fdn.events.subscribe("http.handler_failed", function() env.failed = env.failed + 1 end)
+  fdn.events.subscribe("http.request_finished", function() env.finished = env.finished + 1 end)
+  app:use(function(_, nxt)
+    local res = nxt()
+    res.headers["x-mw"] = "1"
+    return res
+  end)
+  app:post("/echo", function(req) return req:body() end)
+  app:get("/ok", function() return "ok" end)
+  return app
+end
+
+local function http_check(env)
+  local p = {}
+  expect(p, env.failed == 0, env.failed .. " handler failure(s) logged")
+  expect(p, env.srv.closed and env.srv.active == 0 and env.srv.in_flight == 0, string.format(
+    "server closed %s, %d connection(s), %d request(s) in flight", tostring(env.srv.closed),
+    env.srv.active, env.srv.in_flight))
+  expect(p, env.after == "ok", "the server did not answer afterwards: " .. tostring(env.after))
+  return p
+end
+
+scenario {
+  name = "fdn.http client requests through middleware (the client cancelled)",
+  setup = function()
+    real_io()
+    local env = {}
+    env.srv = http_app(env):listen { port = 0 }
+    env.base = "http://127.0.0.1:" .. env.srv.port
+    return env
+  end,
+  user = function(env)
+    local r = fdn.http.request { method = "POST", url = env.base .. "/echo",
+      body = string.rep("b", 1000) }
+    assert(r.status == 200 and #r.body == 1000 and r.headers["x-mw"] == "1")
+    local client = fdn.http.Client.new {}
+    fdn.with(client, function()
+      for _ = 1, 2 do
+        assert(client:request { url = env.base .. "/ok" }.body == "ok")
+      end
+    end)
+  end,
+  settle = function(env)
+    env.after = fdn.http.request { url = env.base .. "/ok" }.body
+    env.srv:close()
+    fdn.events.reset()
+  end,
+  check = http_check,
+}
+
+scenario {
+  name = "fdn.http server:close with a kept-alive connection (close cancelled)",
+  setup = function()
+    real_io()
+    local env = {}
+    env.srv = http_app(env):listen { port = 0 }
+    env.base = "http://127.0.0.1:" .. env.srv.port
+    -- A client whose connection stays open, idle, after its request.
+    env.client = fdn.http.Client.new {}
+    env.after = env.client:request { url = env.base .. "/ok" }.body
+    return env
+  end,
+  user = function(env)
+    env.srv:close()
+  end,
+  settle = function(env)
+    -- A close cancelled part-way went on by itself: both return.
+    env.srv:close()
+    env.srv:wait()
+    env.client:close()
+    fdn.events.reset()
+  end,
+  check = http_check,
+}
+
+scenario {
+  name = "fdn.http server:close with a request in flight (close cancelled)",
+  setup = function()
+    real_io()
+    local env = {}
+    local app = http_app(env)
+    local entered, release = fdn.Event.new(), fdn.Event.new()
+    -- Never answers: the close's timeout cancels it.
+    app:get("/stuck", function()
+      entered:set()
+      release:wait()
+    end)
+    env.srv = app:listen { port = 0 }
+    env.base = "http://127.0.0.1:" .. env.srv.port
+    env.request = fdn.spawn(fdn.http.request, { url = env.base .. "/stuck" })
+    entered:wait()
+    env.after = "ok"
+    -- Virtual time again, for the close's timeout (the request is in its
+    -- handler: no connection waits for time).
+    core.engine_running():set_autojump(true)
+    return env
+  end,
+  user = function(env)
+    env.srv:close { timeout = 1 }
+  end,
+  settle = function(env)
+    -- A close cancelled part-way went on by itself: both return.
+    env.srv:close()
+    env.srv:wait()
+    env.request:wait()
+    fdn.events.reset()
+  end,
+  check = http_check,
 }
 
 -- Running ---------------------------------------------------------------------------------
