@@ -54,7 +54,7 @@ describe("fdn.http middleware", function()
 
   it("maps fdn.errors classes to statuses and logs each 5xx once", T.async(function()
     local statuses = {}
-    serving({ on_error = function(err, req, status)
+    serving({ on_error = function(_, req, status)
       statuses[req.path] = status
       if req.path == "/custom" then
         return http.json({ custom = true }, 502)
@@ -139,7 +139,7 @@ describe("fdn.http middleware", function()
     local order = {}
     serving(nil, function(app)
       for _, name in ipairs { "a", "b", "c" } do
-        app:use(function(req, nxt)
+        app:use(function(_, nxt)
           order[#order + 1] = name .. ">"
           local ok, res = pcall(nxt)
           order[#order + 1] = "<" .. name
