@@ -1,5 +1,6 @@
 # Entry points; each sets up what is missing on a fresh Debian machine.
-.PHONY: run check check-asan build clean lint bench bench-callgrind
+.PHONY: run check check-asan build clean lint bench bench-callgrind \
+  sweep error-matrix cancel-matrix yield-matrix matrices
 
 run:
 	@scripts/run.sh
@@ -60,3 +61,20 @@ fuzz:
 
 fuzz-merge:
 	@FUZZ_TARGETS="$(FUZZ_TARGETS)" scripts/fuzz.sh merge
+
+# Reliability matrices (docs/reliability-matrices.md): each prints its
+# figure and fails when it falls short. FDN_SANITIZE=1 runs them on ASan.
+sweep:
+	@scripts/matrix.sh sweep
+
+error-matrix:
+	@scripts/matrix.sh error_matrix
+
+cancel-matrix:
+	@scripts/matrix.sh cancel_matrix
+
+yield-matrix:
+	@scripts/matrix.sh yield_matrix
+
+matrices:
+	@scripts/matrix.sh all

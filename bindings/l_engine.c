@@ -301,6 +301,11 @@ int lfdn_engine_close_lua(lua_State *L, lfdn_engine_t *engine) {
   if (fdn_engine_live_tasks(engine->core) > 0)
     each_live_task(engine, abandon_one, NULL);
   report_unobserved(L, st);
+  /* Sockets and such still open: close them now that no task can use them,
+   * so their memory is freed by the loop run that closes the engine.
+   */
+  while (engine->resources != NULL)
+    engine->resources->close(engine->resources);
   stop_watchdog(engine);
   fdn_listener_remove(&engine->until);
   engine->closed = 1;
@@ -311,6 +316,24 @@ int lfdn_engine_close_lua(lua_State *L, lfdn_engine_t *engine) {
   luaL_unref(L, LUA_REGISTRYINDEX, engine->ref);
   engine->ref = LUA_NOREF;
   return 0;
+}
+
+void lfdn_resource_add(lfdn_engine_t *engine, lfdn_resource_t *res) {
+  res->next = engine->resources;
+  if (res->next != NULL)
+    res->next->pprev = &res->next;
+  res->pprev = &engine->resources;
+  engine->resources = res;
+}
+
+void lfdn_resource_remove(lfdn_resource_t *res) {
+  if (res->pprev == NULL)
+    return;
+  *res->pprev = res->next;
+  if (res->next != NULL)
+    res->next->pprev = res->pprev;
+  res->next = NULL;
+  res->pprev = NULL;
 }
 
 static int l_engine_close(lua_State *L) {

@@ -45,6 +45,7 @@ enum {
 
 typedef struct lfdn_engine_s lfdn_engine_t;
 typedef struct lfdn_task_s lfdn_task_t;
+typedef struct lfdn_resource_s lfdn_resource_t;
 
 /* Slots of the hooks table (set by fdn/init.lua through set_hooks). */
 enum {
@@ -108,6 +109,18 @@ struct lfdn_task_s {
 
 #define LFDN_NO_SLOT UINT32_MAX
 
+/* Something a binding keeps open on an engine's loop (a socket). The
+ * engine closes whatever is still on its list when it closes, after its
+ * tasks have ended and before its loop is closed, so nothing is leaked and
+ * the loop can close. `close` must unlink the resource (with
+ * lfdn_resource_remove) and must not call into Lua.
+ */
+struct lfdn_resource_s {
+  lfdn_resource_t *next;
+  lfdn_resource_t **pprev;
+  void (*close)(lfdn_resource_t *res);
+};
+
 struct lfdn_engine_s {
   fdn_engine_t *core;
   lfdn_state_t *st;
@@ -119,7 +132,8 @@ struct lfdn_engine_s {
   fdn_listener_t until; /* engine:run{detach}: stops the loop at its end */
   uv_timer_t *watchdog; /* engine:run{timeout}: the wall-clock limit */
   uint8_t timed_out;
-  uint8_t keep_daemons; /* a detached run: daemons outlive its task */
+  uint8_t keep_daemons;       /* a detached run: daemons outlive its task */
+  lfdn_resource_t *resources; /* open sockets and such (see above) */
   /* engine:census_start(): how the tasks live at that moment (ids up to
    * census_mark) end: census[0] done, [1] failed, [2] cancelled.
    */
@@ -184,6 +198,10 @@ int lfdn_engine_cancel_all(lfdn_engine_t *engine, int daemons_only);
 int lfdn_engine_new_lua(lua_State *L, fdn_engine_options_t *opts);
 int lfdn_engine_run_root(lua_State *L, lfdn_engine_t *engine);
 int lfdn_engine_close_lua(lua_State *L, lfdn_engine_t *engine);
+/* Links `res` into the engine's list of open resources. */
+void lfdn_resource_add(lfdn_engine_t *engine, lfdn_resource_t *res);
+/* Unlinks `res`; a no-op when it is not linked. */
+void lfdn_resource_remove(lfdn_resource_t *res);
 
 /* l_task.c */
 lfdn_task_t *lfdn_task_check(lua_State *L, int idx, const char *fname);

@@ -327,6 +327,10 @@ void fdn_engine_stop(fdn_engine_t *engine) {
   uv_stop(engine->loop);
 }
 
+int fdn_engine_owns_loop(const fdn_engine_t *engine) {
+  return engine->owns_loop;
+}
+
 int fdn_engine_owns_handle(const fdn_engine_t *engine,
                            const uv_handle_t *handle) {
   return handle == (const uv_handle_t *)&engine->idle ||

@@ -89,6 +89,11 @@ void fdn_engine_stop(fdn_engine_t *engine);
 /* Whether `handle` is one of the engine's own libuv handles, so a walk of
  * the loop (uv_walk) can tell them from the handles other code opened.
  */
+/* Whether the engine created its loop (and frees it when it closes), as
+ * opposed to borrowing the host's.
+ */
+int fdn_engine_owns_loop(const fdn_engine_t *engine);
+
 int fdn_engine_owns_handle(const fdn_engine_t *engine,
                            const uv_handle_t *handle);
 
