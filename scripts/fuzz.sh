@@ -29,7 +29,12 @@ targets=${FUZZ_TARGETS:-engine,ops,options,logfmt}
 IFS=, read -r -a list <<<"$targets"
 build_targets=()
 for t in "${list[@]}"; do build_targets+=("fuzz_$t"); done
-cmake --build "$dir" -j"$(nproc)" --target "${build_targets[@]}" >/dev/null
+mkdir -p "$dir"
+if ! cmake --build "$dir" -j"$(nproc)" --target "${build_targets[@]}" >"$dir/build.log" 2>&1; then
+  tail -40 "$dir/build.log"
+  echo "fuzz: the build failed (all of it in $dir/build.log)"
+  exit 1
+fi
 
 # The Lua drivers load cjson.so and read the fdn library from the binary.
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:allocator_may_return_null=1"

@@ -359,12 +359,12 @@ end
 
 -- The reports of a failed batch: they allocate, and a failure of theirs
 -- (out of memory) must not take the batch's own bookkeeping with it.
-local function report_failure(self, rec, err, handled, err2)
+local function report_failure(self, rec, err, handled, handler_ok, err2)
   if events.has("batch.failed") then
     events.emit("batch.failed", { batcher = self._name, seq = rec[SEQ], size = #rec[ITEMS],
       error = err, handled = handled })
   end
-  if handled and err2 == nil then
+  if handled and handler_ok then
     logger.warn("batcher.batch_failed", { batcher = self._name, seq = rec[SEQ],
       size = #rec[ITEMS], error = err, handled = true })
   elseif handled then
@@ -392,7 +392,8 @@ local function handle_failure(self, rec, err)
       undelivered[#undelivered] = nil
     end
   end
-  pcall(report_failure, self, rec, err, handled, (not ok) and err2 or nil)
+  -- ok, not err2, says whether on_error succeeded: it may raise nil.
+  pcall(report_failure, self, rec, err, handled, ok, err2)
 end
 
 -- Runs batch `seq`; returns whether it failed (the flusher reports it done

@@ -9,9 +9,10 @@
 -- jobs are accepted but not started: submit waits (backpressure) until a
 -- worker starts one, so memory stays bounded however fast jobs come. A
 -- job's error is kept as its result; the worker goes on with the next job.
--- The pool starts its workers on the first submit (so it can be made at
--- module level) and registers with fdn.on_shutdown, so fdn-lua closes it
--- on SIGINT/SIGTERM.
+-- The pool starts its workers as submitted jobs need them, up to
+-- pool_size (so it can be made at module level, and a large pool_size
+-- costs nothing until the jobs come), and registers with fdn.on_shutdown,
+-- so fdn-lua closes it on SIGINT/SIGTERM.
 local core = require "fdn.core"
 local errors = require "fdn.errors"
 local events = require "fdn.events"
@@ -109,6 +110,9 @@ function M.new(opts)
     _fail_order = {}, -- indexes of failed jobs, in order of failure
     _waiters = 0,
     _workers = children.list(),
+    _nworkers = 0, -- workers started on the current engine
+    _idle = 0,     -- of which waiting for a job
+    _queued = 0,   -- jobs put in the queue that no worker has taken yet
   }, TaskPool)
 end
 
@@ -173,7 +177,9 @@ end
 
 local function worker(self, admit, jobs)
   while true do
+    self._idle = self._idle + 1
     local st, job = c_get(jobs)
+    self._idle = self._idle - 1
     if st == nil then
       job = c_take(jobs)
     elseif st == ECLOSED then
@@ -182,11 +188,24 @@ local function worker(self, admit, jobs)
       return wake_error(st, job, where(self, "worker"))
     end
     -- The job has started: its place in the queue is free again.
+    self._queued = self._queued - 1
     c_release(admit)
     if not run_job(self, job) then
       return -- this worker was cancelled (the pool is being torn down)
     end
   end
+end
+
+-- Starts a worker when a queued job would otherwise wait for one, up to
+-- pool_size: a pool sized for a peak costs nothing before the peak comes
+-- (the fuzzer's pool_size = 2^53 started 2^53 workers at the first submit).
+local function grow(self)
+  if self._queued > self._idle and self._nworkers < self.pool_size then
+    self._nworkers = self._nworkers + 1
+    children.add(self._workers, c_spawn(worker, self, self._admit, self._jobs))
+    return true
+  end
+  return false
 end
 
 -- Starts the workers on the running engine: at the first submit, and again
@@ -202,11 +221,11 @@ local function start(self)
     self._jobs = core.queue_new(math.huge)
   end
   self._engine = engine
-  local workers = children.list()
-  for _ = 1, self.pool_size do
-    children.add(workers, c_spawn(worker, self, self._admit, self._jobs))
+  self._workers, self._nworkers, self._idle = children.list(), 0, 0
+  -- Jobs left queued by an engine that closed get workers here; new ones
+  -- get theirs as they are submitted.
+  while grow(self) do
   end
-  self._workers = workers
   if not self._unhook then
     self._unhook = fdn.on_shutdown(function()
       self:_stop_accepting()
@@ -260,6 +279,8 @@ function TaskPool:submit(fn, ...)
     return wake_error(st, cause, where(self, "submit"))
   end
   self._submitted = index
+  self._queued = self._queued + 1
+  grow(self)
   return index
 end
 
