@@ -21,7 +21,7 @@ lint:
 	@scripts/setup.sh && luacheck -q lua spec examples bench && \
 	  clang-format --dry-run --Werror core/src/*.c core/include/fdn/*.h \
 	    bindings/*.c bindings/*.h bindings/include/fdn/*.h spec/core/*.c spec/embed/*.c \
-	    spec/core/*.h examples/*.c bench/floor/*.c && echo "lint: clean"
+	    spec/core/*.h spec/fuzz/*.c spec/oom/*.c examples/*.c bench/floor/*.c && echo "lint: clean"
 
 # Benchmarks beside the peers (docs/performance.md): installs the peers,
 # builds a release into build-release/, prints one table. Options:

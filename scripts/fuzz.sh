@@ -11,7 +11,8 @@
 # FUZZ_TIME seconds (default 60) from that corpus; new inputs go to
 # build-fuzz/corpus/<t>/, crashes to build-fuzz/crashes/. Exits non-zero on
 # any crash. FUZZ_TARGETS=engine,logfmt picks targets; FUZZ_JOBS runs that
-# many fuzzing processes per target (the long form: FUZZ_TIME=3600).
+# many fuzzing processes per target (the long form: FUZZ_TIME=600);
+# FUZZ_BUILD_DIR builds elsewhere than build-fuzz/ (a long run beside short ones).
 #   scripts/fuzz.sh merge   minimises the committed corpus with what the
 #                           runs found (-merge=1, edge coverage only),
 #                           keeping it small.
@@ -20,7 +21,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 scripts/setup.sh clang libclang-rt-14-dev
-dir=build-fuzz
+dir=${FUZZ_BUILD_DIR:-build-fuzz}
 flags="-g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined"
 flags="$flags -fno-sanitize-recover=all"
 CC=clang cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Debug -DFDN_BUILD_FUZZ=ON \

@@ -138,8 +138,7 @@ static void sync_offered(int c) {
     ftask_t *ft = &tasks[i];
     if (ft->used && ft->pending == PEND_PUT && ft->pend_index == c &&
         fdn_task_state(&ft->task) == FDN_TASK_READY &&
-        ft->task.wake_status == 0 &&
-        item_state[ft->pend_item] == ITEM_OFFERED)
+        ft->task.wake_status == 0 && item_state[ft->pend_item] == ITEM_OFFERED)
       item_queued(c, ft->pend_item);
   }
 }
@@ -228,8 +227,7 @@ static void fuzz_retry_policy(void) {
     uint32_t before = r.attempts;
     fdn_retry_verdict_t v = fdn_retry_next(&r, &rng, now, limit, hint, &wait);
     if (v == FDN_RETRY_EXHAUSTED) {
-      check(p.max_attempts != FDN_RETRY_UNLIMITED &&
-                before >= p.max_attempts,
+      check(p.max_attempts != FDN_RETRY_UNLIMITED && before >= p.max_attempts,
             "exhausted only after max_attempts attempts");
       break;
     }
@@ -298,7 +296,8 @@ static void check_invariants(void) {
   }
 }
 
-/* Tasks --------------------------------------------------------------------- */
+/* Tasks ---------------------------------------------------------------------
+ */
 
 /* What the task was parked in, now that it runs again with `status`. */
 static void resolve_pending(ftask_t *ft, int status) {
@@ -482,8 +481,8 @@ static void task_step(fdn_task_t *t, int status) {
  * nobody took is back with its owner).
  */
 static void abandon_task(ftask_t *ft) {
-  int handed = fdn_task_state(&ft->task) == FDN_TASK_READY &&
-               ft->task.wake_status == 0;
+  int handed =
+      fdn_task_state(&ft->task) == FDN_TASK_READY && ft->task.wake_status == 0;
   int i = ft->pend_index;
   switch (ft->pending) {
   case PEND_ACQUIRE:

@@ -1,3 +1,4 @@
+-- luacheck: read globals fdn (a job script: fdn-lua defines it)
 -- The job that `make shutdown-test` interrupts (spec/load/shutdown_test.lua):
 -- 1000 tasks in flight, 3 periodic tasks, a half-full batcher, and a drain
 -- hook that gives in-flight work a moment to finish. Usage:

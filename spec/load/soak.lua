@@ -1,3 +1,4 @@
+-- luacheck: read globals fdn (a job script: fdn-lua defines it)
 --- The soak (make soak): N tasks through fdn-lua, 70% succeed, 20% fail
 -- once and are retried by fdn.retry, 10% are cancelled while they wait;
 -- at most LIMIT run at once (fdn.Semaphore); every result goes through a

@@ -24,7 +24,7 @@ local function flush()
   if nbuf == 0 then
     return
   end
-  delivered = delivered + nbuf
+  delivered = delivered + #buf
   batches = batches + 1
   buf, nbuf = {}, 0
   if timer_armed then

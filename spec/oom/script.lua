@@ -1,3 +1,4 @@
+-- luacheck: read globals fdn (a job script: fdn-lua defines it)
 -- The representative job of the allocation-failure sweep (make oom-sweep):
 -- a little of everything a job script does, run as fdn-lua runs it, with
 -- one allocation failing somewhere. Keep it fast: it runs once per
