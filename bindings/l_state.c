@@ -23,7 +23,7 @@ void lfdn_state_set_anchor(lfdn_state_t *st, uint32_t slot, int which) {
 }
 
 int lfdn_state_reserve_slot(lfdn_state_t *st, lua_State *L) {
-  uint32_t need, cap, i, n;
+  uint32_t need, cap;
   if (st->nfree > 0)
     return 0; /* a free slot's entries are there already */
   if (st->next_slot >= (UINT32_MAX - 4u) / 3u)
@@ -40,12 +40,12 @@ int lfdn_state_reserve_slot(lfdn_state_t *st, lua_State *L) {
    * L (it may raise; nothing has changed then) and swapped in.
    */
   lua_createtable(L, (int)(cap * 3u), 0);
-  n = st->next_slot * 3u;
-  for (i = 1; i <= n; i++) {
-    lua_rawgeti(st->S, LFDN_S_ANCHORS, (int)i);
-    lua_xmove(st->S, L, 1);
-    lua_rawseti(L, -2, (int)i);
-  }
+  lfdn_state_get_hook(st, L, LFDN_HOOK_COPY_ARRAY);
+  lua_pushvalue(st->S, LFDN_S_ANCHORS);
+  lua_xmove(st->S, L, 1);
+  lua_pushvalue(L, -3);
+  lua_pushinteger(L, (lua_Integer)(st->next_slot * 3u));
+  lua_call(L, 3, 0);
   lua_xmove(L, st->S, 1);
   lua_replace(st->S, LFDN_S_ANCHORS);
   st->anchor_cap = cap;

@@ -52,7 +52,8 @@ enum {
   LFDN_HOOK_MAKE_ERROR = 1,   /* (class, message, context) -> error */
   LFDN_HOOK_IS_CANCELLED = 2, /* (err) -> boolean */
   LFDN_HOOK_REPORT = 3,       /* (kind, info) */
-  LFDN_HOOK_TASK_EVENT = 4    /* (kind, task, err, traceback); l_events.c */
+  LFDN_HOOK_TASK_EVENT = 4,   /* (kind, task, err, traceback); l_events.c */
+  LFDN_HOOK_COPY_ARRAY = 5    /* (from, to, n): to[1..n] = from[1..n] */
 };
 
 typedef struct lfdn_state_s {
