@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fdn/diag.h"
 #include "fdn/error.h"
 #include "fdn/timer.h"
 #include "internal.h"
@@ -60,6 +61,10 @@ int fdn_engine_new(fdn_engine_t **out, const fdn_engine_options_t *opts) {
                      : (fdn_rng_entropy() & ((1ull << 53) - 1)) | 1u;
   fdn_rng_seed(&engine->rng, engine->seed);
   fdn_waitq_init(&engine->advancers);
+  engine->sched_seed = opts->sched_seed;
+  fdn_rng_seed(&engine->sched_rng, opts->sched_seed);
+  engine->test_modes = opts->sched_seed != 0;
+  fdn_diag_add(FDN_DIAG_ENGINES_CREATED, 1);
   *out = engine;
   return 0;
 }
@@ -198,6 +203,81 @@ void fdn__engine_fire_due(fdn_engine_t *engine, uint64_t now) {
   }
 }
 
+/* Runs one ready task: the body of every scheduling pass. */
+static inline void run_one(fdn_engine_t *engine, fdn_task_t *task) {
+  int status = task->wake_status;
+  fdn__engine_ready_remove(engine, task);
+  task->wake_status = 0;
+  task->state = FDN_TASK_RUNNING;
+  engine->current = task;
+  task->run(task, status);
+  /* A finished task clears `current`, and may already be freed. */
+  if (engine->current == task && task->state == FDN_TASK_RUNNING) {
+    task->state = FDN_TASK_READY;
+    fdn__engine_ready_push(engine, task);
+  }
+}
+
+/* Puts the ready queue in a uniformly random order (Fisher-Yates with the
+ * engine's shuffle generator). Without scratch memory the pass stays FIFO.
+ */
+static void shuffle_ready(fdn_engine_t *engine) {
+  size_t n = engine->ready_len, i;
+  fdn_task_t **buf, *task;
+  if (n < 2)
+    return;
+  if (n > engine->shuffle_cap) {
+    size_t cap = engine->shuffle_cap ? engine->shuffle_cap : 64;
+    while (cap < n)
+      cap *= 2;
+    buf = realloc(engine->shuffle_buf, cap * sizeof(*buf));
+    if (buf == NULL)
+      return;
+    engine->shuffle_buf = buf;
+    engine->shuffle_cap = cap;
+  }
+  buf = engine->shuffle_buf;
+  for (i = 0, task = engine->ready_head; task != NULL; task = task->next)
+    buf[i++] = task;
+  for (i = n - 1; i > 0; i--) {
+    size_t j = (size_t)fdn_rng_below(&engine->sched_rng, i + 1);
+    task = buf[i];
+    buf[i] = buf[j];
+    buf[j] = task;
+  }
+  for (i = 0; i < n; i++) {
+    buf[i]->prev = i > 0 ? buf[i - 1] : NULL;
+    buf[i]->next = i + 1 < n ? buf[i + 1] : NULL;
+  }
+  engine->ready_head = buf[0];
+  engine->ready_tail = buf[n - 1];
+}
+
+/* The scheduling pass under a test mode: the tick hook first, then, when
+ * shuffling, each generation of ready tasks (those ready at the start, then
+ * those they made ready, and so on) runs in a shuffled order.
+ */
+static size_t tick_test_modes(fdn_engine_t *engine, int stoppable,
+                              size_t budget) {
+  size_t runs = 0, generation = 0;
+  fdn_task_t *task;
+  if (engine->tick_hook != NULL && engine->ready_head != NULL)
+    engine->tick_hook(engine, engine->tick_hook_arg);
+  while (runs < budget && !(stoppable && engine->stop_requested) &&
+         engine->ready_head != NULL) {
+    if (generation == 0 && engine->sched_seed != 0) {
+      shuffle_ready(engine);
+      generation = engine->ready_len;
+    }
+    task = engine->ready_head;
+    run_one(engine, task);
+    runs++;
+    if (generation > 0)
+      generation--;
+  }
+  return runs;
+}
+
 /* One scheduling pass: resumes the tasks ready when it starts plus up to a
  * budget of tasks that became ready during it, then returns to the loop so
  * I/O and timers are not starved by tasks that keep yielding. A pass run by
@@ -209,20 +289,14 @@ static size_t tick(fdn_engine_t *engine, int stoppable) {
   fdn_task_t *outer = engine->current;
   fdn_task_t *task;
   engine->in_tick++;
-  while (runs < budget && !(stoppable && engine->stop_requested) &&
-         (task = engine->ready_head) != NULL) {
-    int status = task->wake_status;
-    fdn__engine_ready_remove(engine, task);
-    task->wake_status = 0;
-    task->state = FDN_TASK_RUNNING;
-    engine->current = task;
-    task->run(task, status);
-    /* A finished task clears `current`, and may already be freed. */
-    if (engine->current == task && task->state == FDN_TASK_RUNNING) {
-      task->state = FDN_TASK_READY;
-      fdn__engine_ready_push(engine, task);
+  if (engine->test_modes != 0) {
+    runs = tick_test_modes(engine, stoppable, budget);
+  } else {
+    while (runs < budget && !(stoppable && engine->stop_requested) &&
+           (task = engine->ready_head) != NULL) {
+      run_one(engine, task);
+      runs++;
     }
-    runs++;
   }
   engine->current = outer;
   engine->in_tick--;
@@ -361,7 +435,9 @@ int fdn_engine_run(fdn_engine_t *engine, uv_run_mode mode) {
 static void finish_close(fdn_engine_t *engine) {
   fdn_engine_close_cb cb = engine->close_cb;
   void *arg = engine->close_arg;
+  free(engine->shuffle_buf);
   free(engine);
+  fdn_diag_add(FDN_DIAG_ENGINES_FREED, 1);
   if (cb != NULL)
     cb(arg);
 }
@@ -400,6 +476,7 @@ int fdn_engine_close(fdn_engine_t *engine, fdn_engine_close_cb cb, void *arg) {
      * uv_loop_close fail and leak the loop; close them rather than leak.
      */
     if (uv_loop_close(engine->loop) == UV_EBUSY) {
+      fdn_diag_add(FDN_DIAG_LOOPS_FORCED, 1);
       uv_walk(engine->loop, close_stray_handle, NULL);
       uv_run(engine->loop, UV_RUN_NOWAIT);
       uv_loop_close(engine->loop);
@@ -443,6 +520,17 @@ fdn_rng_t *fdn_engine_rng(fdn_engine_t *engine) {
 
 uint64_t fdn_engine_seed(const fdn_engine_t *engine) {
   return engine->seed;
+}
+
+void fdn_engine_set_tick_hook(fdn_engine_t *engine, fdn_engine_tick_cb cb,
+                              void *arg) {
+  engine->tick_hook = cb;
+  engine->tick_hook_arg = arg;
+  engine->test_modes = cb != NULL || engine->sched_seed != 0;
+}
+
+uint64_t fdn_engine_sched_seed(const fdn_engine_t *engine) {
+  return engine->sched_seed;
 }
 
 void fdn_engine_set_data(fdn_engine_t *engine, void *data) {
