@@ -10,7 +10,7 @@
 #include "fdn/heap.h"
 #include "fdn/task.h"
 
-#define fdn__container_of(ptr, type, member)                                   \
+#define fdn__container_of(ptr, type, member)                                  \
   ((type *)((char *)(ptr)-offsetof(type, member)))
 
 /* Heap node tags: which record a timer heap node is embedded in. */
@@ -18,9 +18,9 @@ enum { FDN__TAG_TIMER = 1, FDN__TAG_TASK = 2, FDN__TAG_SCOPE = 3 };
 
 /* Task flags. */
 enum {
-  FDN__TASK_CANCELLED = 1u, /* fdn_task_cancel() called; see task.h */
+  FDN__TASK_CANCELLED = 1u,  /* fdn_task_cancel() called; see task.h */
   FDN__TASK_ABANDONED = 2u,
-  FDN__TASK_TIMED_WAIT = 4u /* its timer means FDN_ETIMEDOUT, not 0 */
+  FDN__TASK_TIMED_WAIT = 4u  /* its timer means FDN_ETIMEDOUT, not 0 */
 };
 
 #define FDN__TICK_BUDGET 256u
