@@ -7,10 +7,15 @@
 
 #include "lfdn.h"
 
-/* FDN_GC_STRESS: any value but "" and "0" turns it on. */
+/* FDN_GC_STRESS: "task" collects before every task resumes; any other
+ * value but "" and "0" before every scheduling pass. Returns 0 (off), 1
+ * (per pass) or 2 (per task).
+ */
 static int gc_stress_requested(void) {
   const char *v = getenv("FDN_GC_STRESS");
-  return v != NULL && v[0] != '\0' && strcmp(v, "0") != 0;
+  if (v == NULL || v[0] == '\0' || strcmp(v, "0") == 0)
+    return 0;
+  return strcmp(v, "task") == 0 ? 2 : 1;
 }
 
 static uint64_t sched_seed_requested(void) {
@@ -22,9 +27,12 @@ static uint64_t sched_seed_requested(void) {
  * on the worker thread W, never on S (see lfdn.h): finalizers it triggers
  * run there, as they would after any allocation in a task.
  */
+static uint64_t gc_stress_collections;
+
 static void gc_stress_tick(fdn_engine_t *core, void *arg) {
   lfdn_engine_t *engine = arg;
   (void)core;
+  gc_stress_collections++;
   lua_gc(engine->st->W, LUA_GCCOLLECT, 0);
 }
 
@@ -34,8 +42,9 @@ void lfdn_test_modes_options(fdn_engine_options_t *opts) {
 }
 
 void lfdn_test_modes_apply(lfdn_engine_t *engine) {
-  if (gc_stress_requested())
-    fdn_engine_set_tick_hook(engine->core, gc_stress_tick, engine);
+  int mode = gc_stress_requested();
+  if (mode != 0)
+    fdn_engine_set_tick_hook(engine->core, gc_stress_tick, engine, mode == 2);
 }
 
 /* Live registry references (luaL_ref): integer keys holding anything but
@@ -89,6 +98,7 @@ static void count_state(lfdn_state_t *st, int *live, int *unobserved,
 
 /* hygiene() -> table of counters; see docs/reliability-hygiene.md. */
 static int l_hygiene(lua_State *L) {
+  static const char *const gc_modes[] = {"off", "pass", "task"};
   lfdn_state_t *st = lfdn_state(L);
   int s_top = lua_gettop(st->S), w_top = lua_gettop(st->W);
   int live, unobserved, pool_dirty;
@@ -109,8 +119,9 @@ static int l_hygiene(lua_State *L) {
   SET_NUMBER(L, "s_top_expected", LFDN_S_TOP);
   SET_NUMBER(L, "w_top", w_top);
   SET_NUMBER(L, "registry_refs", count_registry_refs(L));
-  lua_pushboolean(L, gc_stress_requested());
+  lua_pushstring(L, gc_modes[gc_stress_requested()]);
   lua_setfield(L, -2, "gc_stress");
+  SET_NUMBER(L, "gc_stress_collections", gc_stress_collections);
   SET_NUMBER(L, "sched_seed", sched_seed_requested());
   return 1;
 }

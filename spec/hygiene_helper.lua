@@ -57,8 +57,18 @@ local function problems(h)
   return out
 end
 
+local checked = 0
+
 busted.subscribe({ "test", "start" }, function(element)
   current = element
+  return nil, true
+end)
+
+-- One TAP comment line at the end, read by the reliability scripts.
+busted.subscribe({ "suite", "end" }, function()
+  local h = core.hygiene()
+  io.stdout:write(format("# hygiene: %d specs checked; gc_stress=%s collections=%d; sched_seed=%d\n",
+    checked, tostring(h.gc_stress), h.gc_stress_collections, h.sched_seed))
   return nil, true
 end)
 
@@ -83,6 +93,7 @@ busted.after_each(function()
     found = problems(core.hygiene())
   end
   baseline = nil
+  checked = checked + 1
   if #found > 0 then
     local name = current and current.name or "?"
     error(format("hygiene: spec %q left: %s", name, concat(found, "; ")), 0)

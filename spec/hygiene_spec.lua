@@ -8,7 +8,10 @@ end
 
 describe("hygiene checks", function()
   describe("for busted specs (spec/hygiene_helper.lua)", function()
-    local code, out = busted_fixture()
+    local code, out
+    setup(function()
+      code, out = busted_fixture()
+    end)
 
     it("fails the run", function()
       assert.is_not.equal(0, code)

@@ -218,14 +218,25 @@ static inline void run_one(fdn_engine_t *engine, fdn_task_t *task) {
   }
 }
 
-/* Puts the ready queue in a uniformly random order (Fisher-Yates with the
- * engine's shuffle generator). Without scratch memory the pass stays FIFO.
+/* Shuffles buf[0..n) in place (Fisher-Yates with the shuffle generator). */
+static void shuffle_tasks(fdn_engine_t *engine, fdn_task_t **buf, size_t n) {
+  size_t i;
+  for (i = n; i > 1; i--) {
+    size_t j = (size_t)fdn_rng_below(&engine->sched_rng, i);
+    fdn_task_t *task = buf[i - 1];
+    buf[i - 1] = buf[j];
+    buf[j] = task;
+  }
+}
+
+/* Puts the ready queue in a random order, but keeps the one promise a
+ * yield makes (fdn.sleep(0) "yields to other ready tasks"): tasks that
+ * yielded go after all the others. Without scratch memory the pass stays
+ * FIFO.
  */
 static void shuffle_ready(fdn_engine_t *engine) {
-  size_t n = engine->ready_len, i;
+  size_t n = engine->ready_len, i, front = 0, back = n;
   fdn_task_t **buf, *task;
-  if (n < 2)
-    return;
   if (n > engine->shuffle_cap) {
     size_t cap = engine->shuffle_cap ? engine->shuffle_cap : 64;
     while (cap < n)
@@ -236,15 +247,22 @@ static void shuffle_ready(fdn_engine_t *engine) {
     engine->shuffle_buf = buf;
     engine->shuffle_cap = cap;
   }
+  if (n == 0)
+    return;
   buf = engine->shuffle_buf;
-  for (i = 0, task = engine->ready_head; task != NULL; task = task->next)
-    buf[i++] = task;
-  for (i = n - 1; i > 0; i--) {
-    size_t j = (size_t)fdn_rng_below(&engine->sched_rng, i + 1);
-    task = buf[i];
-    buf[i] = buf[j];
-    buf[j] = task;
+  /* Tasks that did not yield fill the front in queue order, those that
+   * did fill the back in reverse; each part is then shuffled.
+   */
+  for (task = engine->ready_head; task != NULL; task = task->next) {
+    if (task->flags & FDN__TASK_YIELDED) {
+      task->flags &= (uint8_t)~FDN__TASK_YIELDED;
+      buf[--back] = task;
+    } else {
+      buf[front++] = task;
+    }
   }
+  shuffle_tasks(engine, buf, front);
+  shuffle_tasks(engine, buf + back, n - back);
   for (i = 0; i < n; i++) {
     buf[i]->prev = i > 0 ? buf[i - 1] : NULL;
     buf[i]->next = i + 1 < n ? buf[i + 1] : NULL;
@@ -261,7 +279,8 @@ static size_t tick_test_modes(fdn_engine_t *engine, int stoppable,
                               size_t budget) {
   size_t runs = 0, generation = 0;
   fdn_task_t *task;
-  if (engine->tick_hook != NULL && engine->ready_head != NULL)
+  if (engine->tick_hook != NULL && engine->ready_head != NULL &&
+      !engine->tick_hook_every_task)
     engine->tick_hook(engine, engine->tick_hook_arg);
   while (runs < budget && !(stoppable && engine->stop_requested) &&
          engine->ready_head != NULL) {
@@ -269,8 +288,19 @@ static size_t tick_test_modes(fdn_engine_t *engine, int stoppable,
       shuffle_ready(engine);
       generation = engine->ready_len;
     }
+    if (engine->tick_hook != NULL && engine->tick_hook_every_task) {
+      engine->tick_hook(engine, engine->tick_hook_arg);
+      /* The hook may have run code that changed the queue. */
+      if (engine->ready_head == NULL)
+        break;
+    }
     task = engine->ready_head;
     run_one(engine, task);
+    /* Still current (not finished, so not freed) and ready again: it
+     * yielded.
+     */
+    if (engine->current == task && task->state == FDN_TASK_READY)
+      task->flags |= FDN__TASK_YIELDED;
     runs++;
     if (generation > 0)
       generation--;
@@ -523,9 +553,10 @@ uint64_t fdn_engine_seed(const fdn_engine_t *engine) {
 }
 
 void fdn_engine_set_tick_hook(fdn_engine_t *engine, fdn_engine_tick_cb cb,
-                              void *arg) {
+                              void *arg, int every_task) {
   engine->tick_hook = cb;
   engine->tick_hook_arg = arg;
+  engine->tick_hook_every_task = every_task != 0;
   engine->test_modes = cb != NULL || engine->sched_seed != 0;
 }
 

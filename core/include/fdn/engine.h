@@ -119,13 +119,14 @@ fdn_rng_t *fdn_engine_rng(fdn_engine_t *engine);
 uint64_t fdn_engine_seed(const fdn_engine_t *engine);
 
 /* Test hook: `cb(engine, arg)` runs at the start of every scheduling pass
- * that has tasks to run, before the first of them resumes (the bindings use
- * it to force a full Lua collection on every pass under FDN_GC_STRESS).
- * NULL removes it. With no hook and no shuffle a pass pays one branch.
+ * that has tasks to run, before the first of them resumes, or, with
+ * `every_task`, before each task the pass resumes. The bindings use it to
+ * force a full Lua collection under FDN_GC_STRESS. NULL removes it. With no
+ * hook and no shuffle a pass pays one branch.
  */
 typedef void (*fdn_engine_tick_cb)(fdn_engine_t *engine, void *arg);
 void fdn_engine_set_tick_hook(fdn_engine_t *engine, fdn_engine_tick_cb cb,
-                              void *arg);
+                              void *arg, int every_task);
 
 /* The shuffle seed the engine was created with (0: FIFO). */
 uint64_t fdn_engine_sched_seed(const fdn_engine_t *engine);
