@@ -1,5 +1,6 @@
 # Entry points; each sets up what is missing on a fresh Debian machine.
 .PHONY: run check check-asan build clean lint bench bench-callgrind
+.PHONY: check-clang check-valgrind gc-stress shuffle churn static
 
 run:
 	@scripts/run.sh
@@ -14,13 +15,13 @@ build:
 	@scripts/setup.sh && scripts/build.sh
 
 clean:
-	rm -rf build build-asan build-release
+	rm -rf build build-asan build-release build-clang build-clang-asan
 
 lint:
 	@scripts/setup.sh && luacheck -q lua spec examples bench && \
 	  clang-format --dry-run --Werror core/src/*.c core/include/fdn/*.h \
 	    bindings/*.c bindings/*.h bindings/include/fdn/*.h spec/core/*.c spec/embed/*.c \
-	    spec/core/*.h examples/*.c bench/floor/*.c && echo "lint: clean"
+	    spec/core/*.h examples/*.c bench/floor/*.c bench/churn/*.c && echo "lint: clean"
 
 # Benchmarks beside the peers (docs/performance.md): installs the peers,
 # builds a release into build-release/, prints one table. Options:
@@ -32,3 +33,24 @@ bench:
 # Only the callgrind section: instructions per task for W1, W2, W6.
 bench-callgrind:
 	@ONLY="$(ONLY)" PEERS="$(PEERS)" CALLGRIND=only scripts/bench.sh
+
+# Reliability hygiene (docs/reliability-hygiene.md): each prints its figure
+# and exits non-zero when it falls short. Long forms: FULL=1 make
+# check-valgrind, COUNT=100 make shuffle, FDN_GC_STRESS=task make gc-stress.
+check-clang:
+	@scripts/check-clang.sh
+
+check-valgrind:
+	@scripts/check-valgrind.sh
+
+gc-stress:
+	@scripts/gc-stress.sh
+
+shuffle:
+	@scripts/shuffle.sh
+
+churn:
+	@scripts/churn.sh
+
+static:
+	@scripts/static.sh

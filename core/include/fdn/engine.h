@@ -15,7 +15,11 @@
 #include "fdn/rng.h"
 #include "fdn/task.h"
 
+/* Declared in several headers; C99 allows one typedef per name. */
+#ifndef FDN_ENGINE_T_DECLARED
+#define FDN_ENGINE_T_DECLARED
 typedef struct fdn_engine_s fdn_engine_t;
+#endif
 typedef void (*fdn_engine_close_cb)(void *arg);
 
 typedef struct fdn_engine_options_s {
