@@ -1,5 +1,6 @@
 # Entry points; each sets up what is missing on a fresh Debian machine.
-.PHONY: run check check-asan build clean lint bench bench-callgrind
+.PHONY: run check check-asan build clean lint bench bench-callgrind \
+  sweep error-matrix cancel-matrix yield-matrix matrices
 .PHONY: check-clang check-valgrind gc-stress shuffle churn static
 
 run:
@@ -33,6 +34,23 @@ bench:
 # Only the callgrind section: instructions per task for W1, W2, W6.
 bench-callgrind:
 	@ONLY="$(ONLY)" PEERS="$(PEERS)" CALLGRIND=only scripts/bench.sh
+
+# Reliability matrices (docs/reliability-matrices.md): each prints its
+# figure and fails when it falls short. FDN_SANITIZE=1 runs them on ASan.
+sweep:
+	@scripts/matrix.sh sweep
+
+error-matrix:
+	@scripts/matrix.sh error_matrix
+
+cancel-matrix:
+	@scripts/matrix.sh cancel_matrix
+
+yield-matrix:
+	@scripts/matrix.sh yield_matrix
+
+matrices:
+	@scripts/matrix.sh all
 
 # Reliability hygiene (docs/reliability-hygiene.md): each prints its figure
 # and exits non-zero when it falls short. Long forms: FULL=1 make

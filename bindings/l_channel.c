@@ -273,25 +273,8 @@ void lfdn_open_channel(lua_State *L) {
                                    {"queue_get", l_queue_get},
                                    {"queue_take", l_queue_take},
                                    {NULL, NULL}};
-  static const luaL_Reg meta[] = {{"__len", l_len}, {NULL, NULL}};
-  int state = lua_gettop(L), module = state - 1, mt;
-  lua_newtable(L);
-  mt = lua_gettop(L);
-  lua_newtable(L);
-  lfdn_register_with_mt(L, methods, state, mt);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, module, "queue_methods");
-  lua_setfield(L, mt, "__index");
-  lua_pushvalue(L, mt);
-  lfdn_register_with_mt(L, meta, state, mt);
-  lua_pop(L, 1);
-  lua_pushcfunction(L, l_tostring);
-  lua_setfield(L, mt, "__tostring");
-  lua_pushcfunction(L, l_gc);
-  lua_setfield(L, mt, "__gc");
-  lua_pushliteral(L, "fdn.Queue");
-  lua_setfield(L, mt, "__name");
-  lua_pushvalue(L, module);
-  lfdn_register_with_mt(L, funcs, state, mt);
-  lua_settop(L, state);
+  static const luaL_Reg meta[] = {
+      {"__len", l_len}, {"__gc", l_gc}, {NULL, NULL}};
+  lfdn_open_class(L, "fdn.Queue", "queue_methods", methods, meta, l_tostring,
+                  funcs);
 }

@@ -18,25 +18,28 @@ static int l_event_new(lua_State *L) {
   return 1;
 }
 
-/* event_wait(ev, timeout): nothing once the event is set; "st, cause" when
- * cancelled or timed out.
+/* event_wait(ev, timeout[, fname]): nothing once the event is set; "st,
+ * cause" when cancelled or timed out. `fname` (default "Event:wait") names
+ * the caller in the errors raised at once.
  */
 static int l_event_wait(lua_State *L) {
-  fdn_event_t *ev = check_event(L, "Event:wait");
-  uint64_t timeout = lfdn_check_timeout(L, 2, "Event:wait");
+  const char *fname =
+      lua_type(L, 3) == LUA_TSTRING ? lua_tostring(L, 3) : "Event:wait";
+  fdn_event_t *ev = check_event(L, fname);
+  uint64_t timeout = lfdn_check_timeout(L, 2, fname);
   lfdn_task_t *task = lfdn_parkable_task(L);
   int rc;
   if (task == NULL) {
     if (fdn_event_is_set(ev))
       return 0;
-    lfdn_suspendable(L, "Event:wait");
+    lfdn_suspendable(L, fname);
   }
   rc = fdn_event_wait(ev, &task->core, timeout);
   if (rc == 1)
     return 0;
   if (rc == 0)
     return lfdn_yield(L, task, "Event:wait");
-  return lfdn_wait_failed(L, task, rc, "Event:wait");
+  return lfdn_wait_failed(L, task, rc, fname);
 }
 
 static int l_set(lua_State *L) {
@@ -76,19 +79,6 @@ void lfdn_open_event(lua_State *L) {
                                      {NULL, NULL}};
   static const luaL_Reg funcs[] = {
       {"event_new", l_event_new}, {"event_wait", l_event_wait}, {NULL, NULL}};
-  int state = lua_gettop(L), module = state - 1, mt;
-  lua_newtable(L);
-  mt = lua_gettop(L);
-  lua_newtable(L);
-  lfdn_register_with_mt(L, methods, state, mt);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, module, "event_methods");
-  lua_setfield(L, mt, "__index");
-  lua_pushcfunction(L, l_tostring);
-  lua_setfield(L, mt, "__tostring");
-  lua_pushliteral(L, "fdn.Event");
-  lua_setfield(L, mt, "__name");
-  lua_pushvalue(L, module);
-  lfdn_register_with_mt(L, funcs, state, mt);
-  lua_settop(L, state);
+  lfdn_open_class(L, "fdn.Event", "event_methods", methods, NULL, l_tostring,
+                  funcs);
 }

@@ -2,6 +2,8 @@
  * listener per task reports completions, so the waiter learns of the first
  * failure the moment it happens, whatever the task's position.
  */
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,10 +63,24 @@ static void detach(lfdn_group_t *group) {
 
 /* group_new(list, n): listens to the n tasks of the list. */
 static int l_group_new(lua_State *L) {
-  int n = (int)luaL_checkinteger(L, 2), i, copy;
+  lua_Integer count = luaL_checkinteger(L, 2);
+  int n, i, copy;
   lfdn_group_t *group;
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 2);
+  /* A count past the list's end fails before anything is allocated for
+   * it: if entries 1..n are all there, every border of the list is >= n.
+   */
+  if (count < 0 || count > INT_MAX / (lua_Integer)sizeof(*group->members))
+    return lfdn_argerror(L, "fdn.gather", "tasks.n",
+                         "a count of the tasks in the list", 2);
+  n = (int)count;
+  if ((size_t)n > lua_objlen(L, 1)) {
+    char param[32];
+    snprintf(param, sizeof(param), "tasks[%d]", (int)lua_objlen(L, 1) + 1);
+    lua_rawgeti(L, 1, (int)lua_objlen(L, 1) + 1);
+    return lfdn_argerror(L, "fdn.gather", param, "a task", lua_gettop(L));
+  }
   group = lua_newuserdata(L, sizeof(*group));
   memset(group, 0, sizeof(*group));
   luaL_getmetatable(L, LFDN_GROUP_MT);

@@ -35,21 +35,36 @@ static int l_limiter_new(lua_State *L) {
   return 1;
 }
 
-/* limiter_acquire(lim, timeout): nothing once a permit is held; "st,
- * cause" when the task was cancelled, timed out or the limiter closed (see
- * docs/internals.md for the protocol). A task woken with status 0 was
- * handed its permit.
+/* limiter_acquire(lim, timeout[, fname]): nothing once a permit is held;
+ * "st, cause" when the task was cancelled, timed out or the limiter closed
+ * (see docs/internals.md for the protocol). A task woken with status 0 was
+ * handed its permit. `fname` (default "Semaphore:acquire") names the
+ * caller in the errors raised at once (Semaphore:with, TaskPool:submit).
  */
+static const char *acquire_name(lua_State *L) {
+  return lua_type(L, 3) == LUA_TSTRING ? lua_tostring(L, 3)
+                                       : "Semaphore:acquire";
+}
+
 static int l_limiter_acquire(lua_State *L) {
-  fdn_limiter_t *lim = check_limiter(L, "Semaphore:acquire");
-  uint64_t timeout = lfdn_check_timeout(L, 2, "Semaphore:acquire");
-  lfdn_task_t *task = lfdn_parkable_task(L);
-  int rc = fdn_limiter_acquire(lim, task ? &task->core : NULL, timeout);
+  fdn_limiter_t *lim = lua_touserdata(L, 1);
+  uint64_t timeout = FDN_FOREVER;
+  lfdn_task_t *task;
+  int rc;
+  /* The name is looked up only on the way to an error: acquire is hot. */
+  if (lim == NULL || !lua_getmetatable(L, 1) ||
+      !lua_rawequal(L, -1, lua_upvalueindex(2)))
+    return lfdn_argerror(L, acquire_name(L), "self", "a Semaphore", 1);
+  lua_pop(L, 1);
+  if (!lua_isnoneornil(L, 2))
+    timeout = lfdn_check_timeout(L, 2, acquire_name(L));
+  task = lfdn_parkable_task(L);
+  rc = fdn_limiter_acquire(lim, task ? &task->core : NULL, timeout);
   if (rc == 1)
     return 0;
   if (rc == 0)
     return lfdn_yield(L, task, "Semaphore:acquire");
-  return lfdn_wait_failed(L, task, rc, "Semaphore:acquire");
+  return lfdn_wait_failed(L, task, rc, acquire_name(L));
 }
 
 static int l_try_acquire(lua_State *L) {
@@ -133,19 +148,6 @@ void lfdn_open_limiter(lua_State *L) {
   static const luaL_Reg funcs[] = {{"limiter_new", l_limiter_new},
                                    {"limiter_acquire", l_limiter_acquire},
                                    {NULL, NULL}};
-  int state = lua_gettop(L), module = state - 1, mt;
-  lua_newtable(L);
-  mt = lua_gettop(L);
-  lua_newtable(L);
-  lfdn_register_with_mt(L, methods, state, mt);
-  lua_pushvalue(L, -1);
-  lua_setfield(L, module, "limiter_methods");
-  lua_setfield(L, mt, "__index");
-  lua_pushcfunction(L, l_tostring);
-  lua_setfield(L, mt, "__tostring");
-  lua_pushliteral(L, "fdn.Semaphore");
-  lua_setfield(L, mt, "__name");
-  lua_pushvalue(L, module);
-  lfdn_register_with_mt(L, funcs, state, mt);
-  lua_settop(L, state);
+  lfdn_open_class(L, "fdn.Semaphore", "limiter_methods", methods, NULL,
+                  l_tostring, funcs);
 }

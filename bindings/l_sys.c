@@ -41,7 +41,7 @@ static int l_random(lua_State *L) {
     lua_pushnumber(L, fdn_rng_double(rng));
     return 1;
   }
-  if (lua_type(L, 1) != LUA_TNUMBER || lua_tonumber(L, 1) < 1 ||
+  if (lua_type(L, 1) != LUA_TNUMBER || !(lua_tonumber(L, 1) >= 1) ||
       lua_tonumber(L, 1) > 9007199254740992.0)
     return lfdn_argerror(L, "fdn.random", "n", "a number >= 1", 1);
   lua_pushnumber(

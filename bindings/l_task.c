@@ -507,10 +507,25 @@ int lfdn_yield(lua_State *L, lfdn_task_t *task, const char *where) {
 
 /* Lua API ---------------------------------------------------------------*/
 
+/* Whether L[idx] can be called: a function, or a table or userdata whose
+ * metatable has __call (anything else would only fail once the task runs,
+ * far from the spawn that was wrong).
+ */
+static int is_callable(lua_State *L, int idx) {
+  int t = lua_type(L, idx), callable;
+  if (t == LUA_TFUNCTION)
+    return 1;
+  if ((t != LUA_TTABLE && t != LUA_TUSERDATA) ||
+      !luaL_getmetafield(L, idx, "__call"))
+    return 0;
+  callable = lua_type(L, -1) == LUA_TFUNCTION;
+  lua_pop(L, 1);
+  return callable;
+}
+
 static int l_spawn(lua_State *L) {
   lfdn_engine_t *engine = lfdn_engine_bound(L, "fdn.spawn");
-  int t = lua_type(L, 1);
-  if (t != LUA_TFUNCTION && !(t == LUA_TTABLE || t == LUA_TUSERDATA))
+  if (!is_callable(L, 1))
     return lfdn_argerror(L, "fdn.spawn", "fn", "a function", 1);
   return lfdn_task_spawn(L, engine, 1, 0);
 }
@@ -519,11 +534,10 @@ static int l_spawn(lua_State *L) {
 static int l_spawn_with(lua_State *L) {
   lfdn_engine_t *engine = lfdn_engine_bound(L, "fdn.spawn_with");
   lfdn_state_t *st = lfdn_state(L);
-  int flags = 0, t;
+  int flags = 0;
   if (!lua_istable(L, 1))
     return lfdn_argerror(L, "fdn.spawn_with", "opts", "a table", 1);
-  t = lua_type(L, 2);
-  if (t != LUA_TFUNCTION && t != LUA_TTABLE && t != LUA_TUSERDATA)
+  if (!is_callable(L, 2))
     return lfdn_argerror(L, "fdn.spawn_with", "fn", "a function", 2);
   lua_getfield(L, 1, "daemon");
   if (lua_toboolean(L, -1))
@@ -556,19 +570,22 @@ static int l_current(lua_State *L) {
   return 1;
 }
 
-/* join_wait(task): parks until the task has finished. Returns nothing when
- * it has; "st, cause" when the waiting task was cancelled.
+/* join_wait(task[, fname]): parks until the task has finished. Returns
+ * nothing when it has; "st, cause" when the waiting task was cancelled.
+ * `fname` ("task:wait") names the caller in the errors raised at once.
  */
 static int l_join_wait(lua_State *L) {
-  lfdn_task_t *target = lfdn_task_check(L, 1, "task:join");
+  const char *fname =
+      lua_type(L, 2) == LUA_TSTRING ? lua_tostring(L, 2) : "task:join";
+  lfdn_task_t *target = lfdn_task_check(L, 1, fname);
   lfdn_task_t *self;
   int rc;
   if (fdn_task_finished(&target->core))
     return 0;
-  self = lfdn_suspendable(L, "task:join");
+  self = lfdn_suspendable(L, fname);
   if (self == target)
-    return lfdn_raise(L, "InvalidState",
-                      "task:join: a task cannot wait for itself");
+    return lfdn_raise(L, "InvalidState", "%s: a task cannot wait for itself",
+                      fname);
   rc = fdn_task_join(&self->core, &target->core);
   if (rc == 1)
     return 0;

@@ -1,7 +1,17 @@
 /* fdn.sleep and fdn.now. */
 #include "lfdn.h"
 
-/* sleep(seconds): nothing on a normal wake; "st, cause" when cancelled. */
+/* The name an error raised at once should give: the string at `idx`
+ * (the Lua primitive that called in here), else `fallback`.
+ */
+static const char *caller_name(lua_State *L, int idx, const char *fallback) {
+  return lua_type(L, idx) == LUA_TSTRING ? lua_tostring(L, idx) : fallback;
+}
+
+/* sleep(seconds[, fname]): nothing on a normal wake; "st, cause" when
+ * cancelled. `fname` names the caller in the error raised where it cannot
+ * suspend (RateLimiter:acquire sleeping, say).
+ */
 static int l_sleep(lua_State *L) {
   lfdn_task_t *task;
   uint64_t ns;
@@ -11,7 +21,7 @@ static int l_sleep(lua_State *L) {
     return lfdn_argerror(L, "fdn.sleep", "seconds", "a non-negative number", 1);
   task = lfdn_suspendable_fast(L);
   if (task == NULL)
-    task = lfdn_suspendable(L, "fdn.sleep");
+    task = lfdn_suspendable(L, caller_name(L, 2, "fdn.sleep"));
   rc = ns == 0 ? fdn_task_yield(&task->core) : fdn_task_sleep(&task->core, ns);
   if (rc != 0)
     return lfdn_push_park_failure(L, task, rc, "fdn.sleep");
@@ -28,12 +38,13 @@ static int l_now(lua_State *L) {
   return 1;
 }
 
-/* park(): parks the running task until wake() (or a cancellation) wakes
- * it: the park/wake pair for primitives written in Lua. Returns "false,
- * value" when woken by wake(), "st, cause" when cancelled.
+/* park([fname]): parks the running task until wake() (or a cancellation)
+ * wakes it: the park/wake pair for primitives written in Lua. Returns
+ * "false, value" when woken by wake(), "st, cause" when cancelled.
+ * `fname` names the caller where it cannot suspend.
  */
 static int l_park(lua_State *L) {
-  lfdn_task_t *task = lfdn_suspendable(L, "fdn.park");
+  lfdn_task_t *task = lfdn_suspendable(L, caller_name(L, 1, "fdn.park"));
   int rc = fdn_task_park(&task->core, FDN_FOREVER);
   if (rc != 0)
     return lfdn_push_park_failure(L, task, rc, "fdn.park");

@@ -74,4 +74,38 @@ static inline void lfdn_register_with_mt(lua_State *L, const luaL_Reg *funcs,
   luaL_setfuncs(L, funcs, 2);
 }
 
+/* Builds the class of a waitable userdata and registers its module
+ * functions: a metatable whose __index is `methods` (also exported as
+ * module[methods_field]), with `meta` metamethods (or NULL), __tostring
+ * and __name; then `funcs` go into the module. Methods, metamethods and
+ * functions all get [state, metatable] as upvalues. Expects [module, state]
+ * on top of L and leaves them.
+ */
+static inline void lfdn_open_class(lua_State *L, const char *name,
+                                   const char *methods_field,
+                                   const luaL_Reg *methods,
+                                   const luaL_Reg *meta, lua_CFunction tostring,
+                                   const luaL_Reg *funcs) {
+  int state = lua_gettop(L), module = state - 1, mt;
+  lua_newtable(L);
+  mt = lua_gettop(L);
+  lua_newtable(L);
+  lfdn_register_with_mt(L, methods, state, mt);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, module, methods_field);
+  lua_setfield(L, mt, "__index");
+  if (meta != NULL) {
+    lua_pushvalue(L, mt);
+    lfdn_register_with_mt(L, meta, state, mt);
+    lua_pop(L, 1);
+  }
+  lua_pushcfunction(L, tostring);
+  lua_setfield(L, mt, "__tostring");
+  lua_pushstring(L, name);
+  lua_setfield(L, mt, "__name");
+  lua_pushvalue(L, module);
+  lfdn_register_with_mt(L, funcs, state, mt);
+  lua_settop(L, state);
+}
+
 #endif

@@ -9,26 +9,16 @@
 -- The records also carry the task-local context, like every record.
 local core = require "fdn.core"
 local errors = require "fdn.errors"
+local shared = require "fdn._shared"
+local is_callable, pack = shared.is_callable, shared.pack
 
 local M = {}
 
-local type, pcall, select, error, getmetatable = type, pcall, select, error, getmetatable
+local type, pcall, error = type, pcall, error
 local unpack = unpack
 local now = core.now
 local argerror, class_of, is_error = errors.argerror, errors.class_of, errors.is
 local Cancelled = errors.Cancelled
-
-local function is_callable(fn)
-  if type(fn) == "function" then
-    return true
-  end
-  local mt = getmetatable(fn)
-  return type(mt) == "table" and mt.__call ~= nil
-end
-
-local function pack(...)
-  return { n = select("#", ...), ... }
-end
 
 local function copy(fields)
   local t = {}

@@ -186,6 +186,12 @@ end
 
 local Manager = {}
 Manager.__index = Manager
+
+-- A method called on anything but a BackgroundTaskManager: usually a '.' where ':' was meant.
+local function bad_self(self, method)
+  errors.argerror("BackgroundTaskManager:" .. method, "self",
+    "a BackgroundTaskManager (call it with ':')", self, 3)
+end
 M.BackgroundTaskManager = Manager
 
 local live = setmetatable({}, { __mode = "k" }) -- managers not shut down yet
@@ -224,6 +230,9 @@ end
 ---@param fn function
 ---@param opts table
 function Manager:start_task(name, fn, opts)
+  if getmetatable(self) ~= Manager then
+    bad_self(self, "start_task")
+  end
   local fname = "BackgroundTaskManager:start_task"
   if self._closing then
     error(Closed.new(fname .. ": the manager is shut down"), 2)
@@ -339,7 +348,15 @@ end
 ---@param name string
 ---@param opts? table
 function Manager:stop_task(name, opts)
+  if getmetatable(self) ~= Manager then
+    bad_self(self, "stop_task")
+  end
   local t = check_name(self, "BackgroundTaskManager:stop_task", name)
+  -- Stopping waits for a run in flight: fail before anything stops.
+  core.check_suspendable("BackgroundTaskManager:stop_task")
+  if opts ~= nil and type(opts) ~= "table" then
+    argerror("BackgroundTaskManager:stop_task", "opts", "a table", opts)
+  end
   local timeout = opts and opts.timeout or self.shutdown_timeout
   if type(timeout) ~= "number" or timeout < 0 or timeout ~= timeout then
     argerror("BackgroundTaskManager:stop_task", "opts.timeout", "a non-negative number", timeout)
@@ -363,6 +380,9 @@ end
 -- finishes).
 ---@param name string
 function Manager:pause(name)
+  if getmetatable(self) ~= Manager then
+    bad_self(self, "pause")
+  end
   local t = check_name(self, "BackgroundTaskManager:pause", name)
   if not t.paused then
     t.paused = true
@@ -377,6 +397,9 @@ end
 --- Resumes `name`: the next run is at the next tick of its schedule.
 ---@param name string
 function Manager:resume(name)
+  if getmetatable(self) ~= Manager then
+    bad_self(self, "resume")
+  end
   local t = check_name(self, "BackgroundTaskManager:resume", name)
   if t.paused then
     t.paused = false
@@ -395,6 +418,9 @@ end
 -- status(name): that task's table alone.
 ---@param name? string
 function Manager:status(name)
+  if getmetatable(self) ~= Manager then
+    bad_self(self, "status")
+  end
   if name ~= nil then
     return status_of(check_name(self, "BackgroundTaskManager:status", name))
   end
@@ -444,6 +470,9 @@ end
 -- the first shutdown.
 ---@param opts? table
 function Manager:shutdown(opts)
+  if getmetatable(self) ~= Manager then
+    bad_self(self, "shutdown")
+  end
   local fname = "BackgroundTaskManager:shutdown"
   if opts ~= nil and type(opts) ~= "table" then
     argerror(fname, "opts", "a table", opts)
@@ -455,6 +484,10 @@ function Manager:shutdown(opts)
   if type(timeout) ~= "number" or timeout ~= timeout or timeout < 0 then
     argerror(fname, "opts.timeout", "a non-negative number of seconds", timeout)
   end
+  if self._shutdown_result == nil then
+    -- Shutting down waits for runs in flight: fail before anything stops.
+    core.check_suspendable(fname)
+  end
   if not self._closing then
     begin_shutdown(self, timeout)
   end
@@ -462,14 +495,23 @@ function Manager:shutdown(opts)
 end
 
 function Manager:is_shut_down()
+  if getmetatable(self) ~= Manager then
+    bad_self(self, "is_shut_down")
+  end
   return self._closing
 end
 
 function Manager:__enter()
+  if getmetatable(self) ~= Manager then
+    bad_self(self, "__enter")
+  end
   return self
 end
 
 function Manager:__exit()
+  if getmetatable(self) ~= Manager then
+    bad_self(self, "__exit")
+  end
   self:shutdown()
 end
 

@@ -47,6 +47,7 @@ end
 local park, wake, c_current, now = core.park, core.wake, core.current, core.now
 local scope_enter, scope_exit, cancel_pending = core.scope_enter, core.scope_exit,
   core.cancel_pending
+local check_suspendable = core.check_suspendable
 local wake_error, is_callable = fdn._wake_error, fdn.is_callable
 local argerror, class_of = errors.argerror, errors.class_of
 local Closed, QueueFull, InvalidState = errors.Closed, errors.QueueFull, errors.InvalidState
@@ -69,6 +70,12 @@ local logger = log.get("fdn.batcher")
 --- What `add` returns: the item's place in its batch.
 local Handle = {}
 Handle.__index = Handle
+
+-- A method called on anything but a batch item handle (from Batcher:add): usually a '.' where ':' was meant.
+local function bad_self_Handle(self, method)
+  errors.argerror("handle:" .. method, "self",
+    "a batch item handle (from Batcher:add) (call it with ':')", self, 3)
+end
 M.Handle = Handle
 
 -- A batch record: items (the list the handler gets), n (items added, with
@@ -110,12 +117,17 @@ end
 -- list) or false, err (the batch failed, the item was dropped, or the
 -- handler put an fdn error at the item's position).
 function Handle:wait()
+  if getmetatable(self) ~= Handle then
+    bad_self_Handle(self, "wait")
+  end
   local rec = self[1]
   if rec[STATE] == PENDING then
     local me = c_current()
     if me == nil then
       error(InvalidState.new("handle:wait: cannot suspend outside a task"), 2)
     end
+    -- Before registering: a caller that cannot wait leaves no waiter behind.
+    check_suspendable("handle:wait")
     local waiters = rec[WAITERS]
     if not waiters then
       waiters = {}
@@ -137,6 +149,9 @@ end
 
 --- The item's result, or raises its error (see wait).
 function Handle:join()
+  if getmetatable(self) ~= Handle then
+    bad_self_Handle(self, "join")
+  end
   local ok, value = self:wait()
   if ok then
     return value
@@ -146,6 +161,9 @@ end
 
 --- Whether the item's batch has been flushed (or the item dropped).
 function Handle:done()
+  if getmetatable(self) ~= Handle then
+    bad_self_Handle(self, "done")
+  end
   local rec = self[1]
   return rec[STATE] ~= PENDING or self[2] <= rec[DROPPED]
 end
@@ -164,6 +182,11 @@ end
 
 local Batcher = {}
 Batcher.__index = Batcher
+
+-- A method called on anything but a Batcher: usually a '.' where ':' was meant.
+local function bad_self_Batcher(self, method)
+  errors.argerror("Batcher:" .. method, "self", "a Batcher (call it with ':')", self, 3)
+end
 M.Batcher = Batcher
 
 local function new_rec(size)
@@ -310,6 +333,9 @@ end
 -- item (counted in stats().dropped). After close: raises Closed.
 ---@param item any
 function Batcher:add(item)
+  if getmetatable(self) ~= Batcher then
+    bad_self_Batcher(self, "add")
+  end
   if item == nil then
     argerror("Batcher:add", "item", "a value other than nil", item)
   end
@@ -481,6 +507,9 @@ end
 -- every earlier batch's). Failures follow the batcher's failure path
 -- (retry, on_error, close), they are not raised here.
 function Batcher:flush()
+  if getmetatable(self) ~= Batcher then
+    bad_self_Batcher(self, "flush")
+  end
   if self._closing then
     return wait_for(self, -1, "Batcher:flush")
   end
@@ -502,6 +531,9 @@ local live = setmetatable({}, { __mode = "k" }) -- batchers not closed yet
 -- flush in flight. Raises BatchFailed once when batches failed without an
 -- on_error to take them. Idempotent.
 function Batcher:close()
+  if getmetatable(self) ~= Batcher then
+    bad_self_Batcher(self, "close")
+  end
   local c = self._c
   if not self._closing then
     if not c.bound() then
@@ -549,10 +581,16 @@ end
 
 --- fdn.with support: closing on exit flushes what is left.
 function Batcher:__enter()
+  if getmetatable(self) ~= Batcher then
+    bad_self_Batcher(self, "__enter")
+  end
   return self
 end
 
 function Batcher:__exit()
+  if getmetatable(self) ~= Batcher then
+    bad_self_Batcher(self, "__exit")
+  end
   return self:close()
 end
 
@@ -560,6 +598,9 @@ end
 -- buffered, in_flight, flushers, and reasons = {size, time, manual, close}
 -- (batches sealed for each).
 function Batcher:stats()
+  if getmetatable(self) ~= Batcher then
+    bad_self_Batcher(self, "stats")
+  end
   local s = self._c.stats(self._n)
   s.name = self._name
   s.closed = self._closing or false
@@ -567,6 +608,9 @@ function Batcher:stats()
 end
 
 function Batcher:is_closed()
+  if getmetatable(self) ~= Batcher then
+    bad_self_Batcher(self, "is_closed")
+  end
   return self._closing or false
 end
 

@@ -19,6 +19,11 @@ local results = require "fdn._results"
 local Bulkhead = {}
 Bulkhead.__index = Bulkhead
 
+-- A method called on anything but a Bulkhead: usually a '.' where ':' was meant.
+local function bad_self(self, method)
+  errors.argerror("Bulkhead:" .. method, "self", "a Bulkhead (call it with ':')", self, 3)
+end
+
 local type, pcall, error = type, pcall, error
 local enter, leave = core.bulkhead_enter, core.bulkhead_leave
 local cancel_pending, ETIMEDOUT, ECANCELED = core.cancel_pending, core.ETIMEDOUT, core.ECANCELED
@@ -27,7 +32,8 @@ local events_has, events_emit = events.has, events.emit
 local pack_rest, unpack_n = results.pack_rest, results.unpack_n
 
 local FNAME = "fdn.Bulkhead.new"
-local KNOWN = { max_concurrent = true, max_queue = true, timeout = true, name = true }
+local check_options = require("fdn._shared").option_checker(FNAME,
+  { "max_concurrent", "max_queue", "timeout", "name" }, "a table with max_concurrent")
 local unnamed = 0
 
 --- Makes a bulkhead.
@@ -36,15 +42,7 @@ local unnamed = 0
 ---@param opts table
 ---@return table
 function Bulkhead.new(opts)
-  if type(opts) ~= "table" then
-    argerror(FNAME, "opts", "a table with max_concurrent", opts)
-  end
-  for k in pairs(opts) do
-    if not KNOWN[k] then
-      argerror(FNAME, tostring(k), "a known option (max_concurrent, max_queue, timeout, "
-        .. "name)", opts[k])
-    end
-  end
+  check_options(opts)
   local mc, mq, timeout = opts.max_concurrent, opts.max_queue, opts.timeout
   if type(mc) ~= "number" or mc ~= mc or mc < 1 or mc % 1 ~= 0 or mc == math.huge then
     argerror(FNAME, "max_concurrent", "an integer >= 1", mc)
@@ -80,6 +78,9 @@ end
 -- max_queue callers already wait, Timeout after `timeout`, Cancelled when
 -- the task is cancelled; in every such case no slot is held.
 function Bulkhead:acquire()
+  if getmetatable(self) ~= Bulkhead then
+    bad_self(self, "acquire")
+  end
   local st, cause = enter(self._bh, self.timeout)
   if st == nil then
     return
@@ -114,12 +115,21 @@ end
 --- Gives a slot back (to the first waiter, if any). Call it once per
 -- successful acquire.
 function Bulkhead:release()
+  if getmetatable(self) ~= Bulkhead then
+    bad_self(self, "release")
+  end
   leave(self._bh)
 end
 
 --- Calls fn(...) holding a slot: fn's results, or its error.
 ---@param fn function
 function Bulkhead:call(fn, ...)
+  if getmetatable(self) ~= Bulkhead then
+    bad_self(self, "call")
+  end
+  if type(fn) ~= "function" and not require("fdn").is_callable(fn) then
+    argerror("Bulkhead:call", "fn", "a function", fn)
+  end
   self:acquire()
   local ok, n, r1, r2, r3, r4 = pack_rest(pcall(fn, ...))
   leave(self._bh)
@@ -133,6 +143,9 @@ end
 ---@param fn function
 ---@return function
 function Bulkhead:wrap(fn)
+  if getmetatable(self) ~= Bulkhead then
+    bad_self(self, "wrap")
+  end
   if type(fn) ~= "function" and not (type(fn) == "table" and getmetatable(fn)
       and getmetatable(fn).__call) then
     argerror("Bulkhead:wrap", "fn", "a function", fn)
@@ -144,6 +157,9 @@ end
 
 --- {active, waiting, admitted, rejected, timed_out, max_concurrent, max_queue}
 function Bulkhead:stats()
+  if getmetatable(self) ~= Bulkhead then
+    bad_self(self, "stats")
+  end
   return core.bulkhead_stats(self._bh)
 end
 

@@ -22,6 +22,8 @@ local core = require "fdn.core"
 local errors = require "fdn.errors"
 local events = require "fdn.events"
 local log = require "fdn.log"
+local shared = require "fdn._shared"
+local pack = shared.pack
 
 local M = {}
 
@@ -31,17 +33,13 @@ local format, concat = string.format, table.concat
 local unpack, huge = unpack, math.huge
 
 local now, park, wake, c_current = core.now, core.park, core.wake, core.current
-local cancel_pending = core.cancel_pending
+local cancel_pending, check_suspendable = core.cancel_pending, core.check_suspendable
 local wake_error, is_callable = fdn._wake_error, fdn.is_callable
 local argerror, is_error = errors.argerror, errors.is
 local Cancelled, InvalidArgument, InvalidState = errors.Cancelled, errors.InvalidArgument,
   errors.InvalidState
 
 local logger = log.get("fdn.cache")
-
-local function pack(...)
-  return { n = select("#", ...), ... }
-end
 
 -- Keys ----------------------------------------------------------------------
 
@@ -193,6 +191,10 @@ local function join(self, flight, ...)
     error(InvalidState.new(self._name .. ": another call computes this key; waiting "
       .. "for it needs a task"), 3)
   end
+  -- Checked before joining the waiters: a caller that cannot wait (inside a
+  -- table.sort comparator, a coroutine of its own) must leave no waiter
+  -- behind for the flight to wake later.
+  check_suspendable(self._name)
   local waiters = flight.waiters
   waiters[#waiters + 1] = me
   local st, signal = park() -- false, value when woken; st, cause when cancelled
@@ -275,9 +277,18 @@ end
 
 local Cache = {}
 Cache.__index = Cache
+
+-- A method called on anything but a cached function (from fdn.cache): usually a '.' where ':' was meant.
+local function bad_self(self, method)
+  errors.argerror("cache:" .. method, "self",
+    "a cached function (from fdn.cache) (call it with ':')", self, 3)
+end
 M.Cache = Cache
 
 local function call(self, ...)
+  if getmetatable(self) ~= Cache then
+    bad_self(self, "__call")
+  end
   local key = key_of(self, ...)
   local st = self._stats
   local e = self._entries[key]
@@ -333,6 +344,9 @@ Cache.__call = call
 -- still answers its callers, but its result is not kept.
 ---@param ... any the arguments of the call to forget
 function Cache:invalidate(...)
+  if getmetatable(self) ~= Cache then
+    bad_self(self, "invalidate")
+  end
   local key = key_of(self, ...)
   local e = self._entries[key]
   if e then
@@ -346,6 +360,9 @@ end
 
 --- Forgets every entry (running computations are not kept either).
 function Cache:clear()
+  if getmetatable(self) ~= Cache then
+    bad_self(self, "clear")
+  end
   for _, e in pairs(self._entries) do
     e.prev, e.next = nil, nil
   end
@@ -359,6 +376,9 @@ end
 -- that joined a computation already running), negative_hits, evictions
 -- (LRU), expirations, failures, refreshes, in_flight, size.
 function Cache:stats()
+  if getmetatable(self) ~= Cache then
+    bad_self(self, "stats")
+  end
   local s = {}
   for k, v in pairs(self._stats) do
     s[k] = v

@@ -197,11 +197,6 @@ function M.check_count(fname, param, v, min, allow_huge)
 end
 
 --- "Class 'name':method" or "Class:method", for error messages.
-function M.where(class, name, method)
-  if name then
-    return class .. " '" .. name .. "':" .. method
-  end
-  return class .. ":" .. method
-end
+M.where = require("fdn._shared").where
 
 return M

@@ -18,7 +18,13 @@ local results = require "fdn._results"
 local CircuitBreaker = {}
 CircuitBreaker.__index = CircuitBreaker
 
-local error, pcall, type, tostring = error, pcall, type, tostring
+-- A method called on anything but a CircuitBreaker: usually a '.' where ':' was meant.
+local function bad_self(self, method)
+  errors.argerror("CircuitBreaker:" .. method, "self",
+    "a CircuitBreaker (call it with ':')", self, 3)
+end
+
+local error, pcall, type = error, pcall, type
 local pack_rest, unpack_n, first_two = results.pack_rest, results.unpack_n, results.first_two
 local is_cancelled, argerror = errors.is_cancelled, errors.argerror
 local events_has, events_emit = events.has, events.emit
@@ -26,11 +32,10 @@ local b_acquire, b_record, b_state = core.breaker_acquire, core.breaker_record, 
 
 local SUCCESS, FAILURE, IGNORED = 0, 1, 2
 local FNAME = "fdn.CircuitBreaker.new"
-local KNOWN = {
-  failure_threshold = true, failure_rate = true, minimum_calls = true, window = true,
-  recovery_timeout = true, half_open_max = true, success_threshold = true,
-  failure_on = true, failure_if_result = true, name = true,
-}
+local check_options = require("fdn._shared").option_checker(FNAME, {
+  "failure_threshold", "failure_rate", "minimum_calls", "window", "recovery_timeout",
+  "half_open_max", "success_threshold", "failure_on", "failure_if_result", "name",
+})
 
 local logger
 local unnamed = 0
@@ -80,18 +85,7 @@ end
 ---@param opts table|nil
 ---@return table
 function CircuitBreaker.new(opts)
-  if opts == nil then
-    opts = {}
-  elseif type(opts) ~= "table" then
-    argerror(FNAME, "opts", "a table of options", opts)
-  end
-  for k in pairs(opts) do
-    if not KNOWN[k] then
-      argerror(FNAME, tostring(k), "a known option (failure_threshold, failure_rate, "
-        .. "minimum_calls, window, recovery_timeout, half_open_max, success_threshold, "
-        .. "failure_on, failure_if_result, name)", opts[k])
-    end
-  end
+  opts = check_options(opts)
   local threshold = check_number(opts, "failure_threshold", 5, nonneg_int,
     "a non-negative integer (0: off)")
   local rate = check_number(opts, "failure_rate", 0, function(v)
@@ -170,6 +164,12 @@ end
 -- CircuitOpen without calling fn while open (or half-open and full).
 ---@param fn function
 function CircuitBreaker:call(fn, ...)
+  if getmetatable(self) ~= CircuitBreaker then
+    bad_self(self, "call")
+  end
+  if type(fn) ~= "function" and not require("fdn").is_callable(fn) then
+    argerror("CircuitBreaker:call", "fn", "a function", fn)
+  end
   local b = self._b
   local ticket, from, to = b_acquire(b)
   if from then
@@ -212,6 +212,9 @@ end
 ---@param fn function
 ---@return function
 function CircuitBreaker:wrap(fn)
+  if getmetatable(self) ~= CircuitBreaker then
+    bad_self(self, "wrap")
+  end
   if type(fn) ~= "function" and not (type(fn) == "table" and getmetatable(fn)
       and getmetatable(fn).__call) then
     argerror("CircuitBreaker:wrap", "fn", "a function", fn)
@@ -224,6 +227,9 @@ end
 --- "closed", "open" or "half_open" (open turns half-open once the recovery
 -- timeout has passed, whether or not a call came).
 function CircuitBreaker:state()
+  if getmetatable(self) ~= CircuitBreaker then
+    bad_self(self, "state")
+  end
   local state, from, to = b_state(self._b)
   if from then
     changed(self, from, to)
@@ -234,6 +240,9 @@ end
 --- Counters: calls (admitted), successes, failures, ignored, rejected,
 -- opened (times), consecutive_failures, probes (in flight), and state.
 function CircuitBreaker:counts()
+  if getmetatable(self) ~= CircuitBreaker then
+    bad_self(self, "counts")
+  end
   local counts = core.breaker_counts(self._b)
   counts.state = self:state()
   return counts
@@ -241,6 +250,9 @@ end
 
 --- Closes the breaker and clears its failure counts.
 function CircuitBreaker:reset()
+  if getmetatable(self) ~= CircuitBreaker then
+    bad_self(self, "reset")
+  end
   local from, to = core.breaker_force(self._b, "closed")
   if from then
     changed(self, from, to)
@@ -249,6 +261,9 @@ end
 
 --- Opens the breaker now, for a full recovery timeout.
 function CircuitBreaker:trip()
+  if getmetatable(self) ~= CircuitBreaker then
+    bad_self(self, "trip")
+  end
   local from, to = core.breaker_force(self._b, "open")
   if from then
     changed(self, from, to)

@@ -22,6 +22,12 @@ local M = {}
 local Executor = {}
 Executor.__index = Executor
 
+-- A method called on anything but a ConcurrentExecutor: usually a '.' where ':' was meant.
+local function bad_self(self, method)
+  errors.argerror("ConcurrentExecutor:" .. method, "self",
+    "a ConcurrentExecutor (call it with ':')", self, 3)
+end
+
 local type, error, pcall, setmetatable, getmetatable = type, error, pcall, setmetatable, getmetatable
 local argerror = errors.argerror
 local c_spawn, cancel_pending = core.spawn, core.cancel_pending
@@ -158,10 +164,15 @@ end
 ---@param items table|function
 ---@param opts? {progress_callback?: function, return_errors?: boolean, total?: integer}
 function Executor:map(fn, items, opts)
+  if getmetatable(self) ~= Executor then
+    bad_self(self, "map")
+  end
   local fname = where(self, "map")
   if core.current() == nil then
     error(errors.InvalidState.new(fname .. ": must be called from a task (inside fdn.run or fdn-lua)"), 2)
   end
+  -- map waits for its workers: where that is impossible, fail before any starts.
+  core.check_suspendable(fname)
   if not is_callable(fn) then
     argerror(fname, "fn", "a function", fn)
   end

@@ -11,11 +11,13 @@
 -- its current event that way) and never appear in records.
 local core = require "fdn.core"
 local errors = require "fdn.errors"
+local shared = require "fdn._shared"
+local pack = shared.pack
 
 local M = {}
 
 local context_get, context_set, c_current = core.context_get, core.context_set, core.current
-local pairs, type, pcall, error, select = pairs, type, pcall, error, select
+local pairs, type, pcall, error = pairs, type, pcall, error
 local getmetatable, unpack = getmetatable, unpack
 
 local EMPTY = setmetatable({}, {
@@ -92,10 +94,6 @@ function M._restore(ctx)
     ctx = nil
   end
   install(ctx)
-end
-
-local function pack(...)
-  return { n = select("#", ...), ... }
 end
 
 --- Runs fn(...) with `fields` added to the context, then restores it, also

@@ -22,9 +22,8 @@ local is_cancelled, argerror = errors.is_cancelled, errors.argerror
 local events_has, events_emit = events.has, events.emit
 
 local FNAME = "fdn.error_boundary"
-local KNOWN = {
-  fallback = true, log_errors = true, retry_count = true, catch = true, name = true,
-}
+local check_options = require("fdn._shared").option_checker(FNAME,
+  { "fallback", "log_errors", "retry_count", "catch", "name" })
 
 local logger
 
@@ -37,17 +36,7 @@ local function log_caught(name, attempt, will_retry, err)
 end
 
 local function parse(opts)
-  if opts == nil then
-    opts = {}
-  elseif type(opts) ~= "table" then
-    argerror(FNAME, "opts", "a table of options", opts, 3)
-  end
-  for k in pairs(opts) do
-    if not KNOWN[k] then
-      argerror(FNAME, tostring(k), "a known option (fallback, log_errors, retry_count, "
-        .. "catch, name)", opts[k], 3)
-    end
-  end
+  opts = check_options(opts, 3)
   local retry_count = opts.retry_count
   if retry_count == nil then
     retry_count = 0
@@ -106,16 +95,7 @@ end
 --- Makes an error boundary decorator: `fdn.error_boundary(opts)(fn)`.
 ---@param opts table|nil fallback, log_errors, retry_count, catch, name
 ---@return fun(fn: function): function
-function M.new(opts)
-  local p = parse(opts)
-  return function(fn)
-    if not (type(fn) == "function" or (type(fn) == "table" and getmetatable(fn)
-        and getmetatable(fn).__call)) then
-      argerror(FNAME, "fn", "a function", fn)
-    end
-    return decorate(p, fn)
-  end
-end
+M.new = require("fdn._shared").decorator(FNAME, parse, decorate)
 
 return setmetatable(M, {
   __call = function(_, opts)

@@ -101,6 +101,9 @@ local LIST_FIELDS = { "errors", "suppressed", "fallback_errors" }
 --- Flat table for logs and JSON: type, message, code, the context fields,
 -- and the cause (itself flattened).
 function Error:to_table()
+  if class_of(self) == nil then
+    M.argerror("Error:to_table", "self", "an fdn error (call it with ':')", self)
+  end
   local t = {}
   local context = rawget(self, "context")
   if type(context) == "table" then
@@ -136,6 +139,12 @@ function Error:to_table()
 end
 
 function Error:is(class)
+  if class_of(self) == nil then
+    M.argerror("Error:is", "self", "an fdn error (call it with ':')", self)
+  end
+  if not is_class(class) then
+    M.argerror("Error:is", "class", "an error class", class)
+  end
   return M.is(self, class)
 end
 
@@ -285,6 +294,15 @@ end
 --- Raises InvalidArgument for `fname`'s parameter `param` at the caller's
 -- caller. `value` is what was given.
 function M.argerror(fname, param, expected, value, level)
+  -- Misuse of argerror itself must not turn into a different error.
+  if type(fname) ~= "string" or type(param) ~= "string" or type(expected) ~= "string"
+      or (level ~= nil and (type(level) ~= "number" or level < 1 or level % 1 ~= 0)) then
+    local bad = type(fname) ~= "string" and "fname" or type(param) ~= "string" and "param"
+      or type(expected) ~= "string" and "expected" or "level"
+    local v = ({ fname = fname, param = param, expected = expected, level = level })[bad]
+    return M.argerror("errors.argerror", bad, bad == "level" and "nil or an integer >= 1"
+      or "a string", v, 2)
+  end
   local got = type(value)
   if got == "number" or got == "boolean" then
     got = got .. " " .. tostring(value)
@@ -302,6 +320,12 @@ end
 -- (returned as is). `nil` matches every error. Bad specs raise
 -- InvalidArgument naming `fname` and `param`.
 function M.matcher(spec, fname, param)
+  if fname ~= nil and type(fname) ~= "string" then
+    M.argerror("errors.matcher", "fname", "nil or a string", fname)
+  end
+  if param ~= nil and type(param) ~= "string" then
+    M.argerror("errors.matcher", "param", "nil or a string", param)
+  end
   fname, param = fname or "errors.matcher", param or "spec"
   if spec == nil then
     return function()

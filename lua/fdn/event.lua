@@ -19,6 +19,9 @@ local c_set, c_clear, c_waiting = methods.set, methods.clear, methods.waiting
 
 local names = setmetatable({}, { __mode = "k" })
 
+-- The metatable every event has: how the Lua-side methods check self.
+local MT = getmetatable(c_new())
+
 --- Makes a clear event. `opts.name` appears in its errors and events.
 ---@param opts? {name?: string}
 function M.new(opts)
@@ -65,6 +68,9 @@ end
 
 --- The name given to new(), if any.
 function methods.name(self)
+  if getmetatable(self) ~= MT then
+    argerror("Event:name", "self", "an Event (call it with ':')", self)
+  end
   return names[self]
 end
 

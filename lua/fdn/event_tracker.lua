@@ -18,11 +18,13 @@ local core = require "fdn.core"
 local errors = require "fdn.errors"
 local context = require "fdn.context"
 local events = require "fdn.events"
+local shared = require "fdn._shared"
+local is_callable, pack = shared.is_callable, shared.pack
 
 local M = {}
 
-local type, pairs, pcall, select, error, setmetatable, getmetatable =
-  type, pairs, pcall, select, error, setmetatable, getmetatable
+local type, pairs, pcall, error, setmetatable, getmetatable =
+  type, pairs, pcall, error, setmetatable, getmetatable
 local unpack, ceil, sort = unpack, math.ceil, table.sort
 local now, wall_time = core.now, core.wall_time
 local argerror, is_error, class_of = errors.argerror, errors.is, errors.class_of
@@ -36,18 +38,6 @@ EventTracker.__index = EventTracker
 --- The handle a tracked body receives.
 local Event = {}
 Event.__index = Event
-
-local function is_callable(fn)
-  if type(fn) == "function" then
-    return true
-  end
-  local mt = getmetatable(fn)
-  return type(mt) == "table" and mt.__call ~= nil
-end
-
-local function pack(...)
-  return { n = select("#", ...), ... }
-end
 
 --- A new tracker. opts.max_events (default 10000, or math.huge) bounds the
 -- events kept.

@@ -14,10 +14,12 @@
 -- The scheduler's own events (task.failed, task.cancelled) come from C
 -- through a hook that is installed only while someone listens to them.
 local core = require "fdn.core"
+local shared = require "fdn._shared"
+local is_callable = shared.is_callable
 
 local M = {}
 
-local pcall, xpcall, type, getmetatable = pcall, xpcall, type, getmetatable
+local pcall, xpcall, type = pcall, xpcall, type
 local sub, byte = string.sub, string.byte
 local traceback = debug.traceback
 
@@ -108,14 +110,6 @@ local function update_task_hook()
 end
 
 -- API ------------------------------------------------------------------------
-
-local function is_callable(fn)
-  if type(fn) == "function" then
-    return true
-  end
-  local mt = getmetatable(fn)
-  return type(mt) == "table" and mt.__call ~= nil
-end
 
 --- Subscribes fn(name, data) to events matching `pattern`. Returns a
 -- function that unsubscribes (idempotent).

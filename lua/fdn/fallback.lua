@@ -12,6 +12,8 @@
 local errors = require "fdn.errors"
 local events = require "fdn.events"
 local results = require "fdn._results"
+local shared = require "fdn._shared"
+local is_callable = shared.is_callable
 
 local M = {}
 
@@ -19,14 +21,6 @@ local error, pcall, select, type = error, pcall, select, type
 local pack_rest, unpack_n = results.pack_rest, results.unpack_n
 local is_cancelled = errors.is_cancelled
 local events_has, events_emit = events.has, events.emit
-
-local function is_callable(fn)
-  if type(fn) == "function" then
-    return true
-  end
-  local mt = getmetatable(fn)
-  return type(mt) == "table" and mt.__call ~= nil
-end
 
 local function attach(err, earlier)
   if type(err) == "table" then

@@ -6,6 +6,8 @@
 -- turn that pair into an fdn.errors value.
 local core = require "fdn.core"
 local errors = require "fdn.errors"
+local shared = require "fdn._shared"
+local is_callable, pack = shared.is_callable, shared.pack
 
 local M = {}
 
@@ -31,17 +33,6 @@ M.version = core.version
 -- cancellation before it is itself cancelled.
 M.cleanup_timeout = 5
 
-local function pack(...)
-  return { n = select("#", ...), ... }
-end
-
-local function is_callable(fn)
-  if type(fn) == "function" then
-    return true
-  end
-  local mt = getmetatable(fn)
-  return type(mt) == "table" and mt.__call ~= nil
-end
 M.is_callable = is_callable
 
 local reasons = setmetatable({}, { __mode = "k" })
@@ -145,7 +136,7 @@ end
 --- Waits for the task: true, results… or false, err. Never raises the
 -- task's error; a cancellation of the waiting task still raises.
 function methods.wait(self)
-  local st, cause = join_wait(self)
+  local st, cause = join_wait(self, "task:wait")
   if st then
     return wake_error(st, cause, "task:wait")
   end
@@ -216,6 +207,9 @@ function M.gather(first, ...)
     tasks = pack(first, ...)
   end
   local n = tasks.n or #tasks
+  if type(n) ~= "number" or n < 0 or n % 1 ~= 0 then
+    argerror("fdn.gather", "tasks.n", "a count of the tasks in the list", n)
+  end
   local return_errors = opts ~= nil and opts.return_errors or false
   local group = group_new(tasks, n)
   local st, cause = group_wait(group, not return_errors)
@@ -254,6 +248,8 @@ function M.timeout(seconds, fn, ...)
   end
   local scope = scope_enter(seconds, false)
   if scope == nil then
+    -- Outside a task, or in a coroutine of the caller's own: say which.
+    core.check_suspendable("fdn.timeout")
     error(InvalidState.new("fdn.timeout: must be called from a task"), 2)
   end
   local res = pack(pcall(fn, ...))
@@ -294,9 +290,21 @@ end
 --- Calls manager:__enter(), fn(entered), then manager:__exit(err) whatever
 -- happened (shielded from cancellation, for a bounded time). Re-raises fn's
 -- error; an error of __exit is raised only when fn succeeded.
-function M.with(manager, fn)
+-- manager.__exit, or nil when the manager cannot be indexed (a userdata
+-- of another library, with no __index).
+local function exit_method(manager)
   local mtype = type(manager)
-  if (mtype ~= "table" and mtype ~= "userdata") or manager.__exit == nil then
+  if mtype == "table" then
+    return manager.__exit
+  elseif mtype == "userdata" then
+    local ok, exit = pcall(function() return manager.__exit end)
+    return ok and exit or nil
+  end
+  return nil
+end
+
+function M.with(manager, fn)
+  if exit_method(manager) == nil then
     argerror("fdn.with", "manager", "an object with an __exit method", manager)
   end
   if not is_callable(fn) then
@@ -331,7 +339,8 @@ function M.with(manager, fn)
   local exit = shielded(manager.__exit, manager, err)
   if not res[1] then
     if not exit[1] then
-      if errors.class_of(err) then
+      -- A nil exit error cannot sit in a list: it is reported instead.
+      if errors.class_of(err) and exit[2] ~= nil then
         local suppressed = err.suppressed or {}
         suppressed[#suppressed + 1] = exit[2]
         err.suppressed = suppressed

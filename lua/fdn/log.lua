@@ -355,6 +355,12 @@ local function report_sink_failure(err)
   io_stderr:write("fdn.log: the log sink failed: ", errors.format(err), extra, "\n")
 end
 
+-- Forgets the last sink failure report, so the next failure is reported
+-- at once (for the reliability matrices, which fail a sink again and again).
+function M._reset_sink_failure_reports()
+  last_failure_report, suppressed_failures = -1, 0
+end
+
 local function json_line(record)
   return log_json(record, render_value, true)
 end
@@ -710,8 +716,8 @@ loggers[M] = true
 ---@param name string|nil
 function M.enabled(level, name)
   if name ~= nil then
-    if type(name) ~= "string" then
-      argerror("fdn.log.enabled", "name", "a string or nil", name)
+    if type(name) ~= "string" or name == "" then
+      argerror("fdn.log.enabled", "name", "a non-empty string or nil", name)
     end
     return M.get(name).enabled(level)
   end

@@ -12,7 +12,7 @@ local fdn = require "fdn"
 
 local M = {}
 
-local type, setmetatable = type, setmetatable
+local type = type
 local argerror = errors.argerror
 local wake_error = fdn._wake_error
 
@@ -21,14 +21,16 @@ local c_new, c_put, c_put_abort = core.queue_new, core.queue_put, core.queue_put
 local c_get, c_take = core.queue_get, core.queue_take
 local c_close = methods.close
 
-local names = setmetatable({}, { __mode = "k" })
+local names, where = require("fdn._shared").namer("Queue")
 
-local function where(self, method)
-  local name = names[self]
-  if name then
-    return "Queue '" .. name .. "':" .. method
+-- The metatable every queue has: how the Lua-side methods check self.
+local MT = getmetatable(c_new(1))
+
+-- A method called on anything but a queue: usually a '.' where ':' was meant.
+local function check(self, method)
+  if getmetatable(self) ~= MT then
+    argerror("Queue:" .. method, "self", "a Queue (call it with ':')", self, 3)
   end
-  return "Queue:" .. method
 end
 
 --- Makes an empty queue holding at most `maxsize` values (an integer >= 1;
@@ -90,6 +92,7 @@ end
 --- Iterates over values as they come until the queue is closed and
 -- drained: `for v in q:iter() do … end`. A nil value ends the loop early.
 function methods.iter(self)
+  check(self, "iter")
   return function()
     local st, v = c_get(self)
     if st == false then
@@ -106,6 +109,7 @@ end
 --- Closes the queue: later puts raise Closed, waiting putters are woken
 -- with Closed, getters drain what is queued and then see Closed.
 function methods.close(self)
+  check(self, "close")
   if methods.is_closed(self) then
     return
   end
@@ -117,6 +121,7 @@ end
 
 --- The name given to new(), if any.
 function methods.name(self)
+  check(self, "name")
   return names[self]
 end
 

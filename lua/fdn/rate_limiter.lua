@@ -17,27 +17,26 @@ local results = require "fdn._results"
 local RateLimiter = {}
 RateLimiter.__index = RateLimiter
 
+-- A method called on anything but a RateLimiter: usually a '.' where ':' was meant.
+local function bad_self(self, method)
+  errors.argerror("RateLimiter:" .. method, "self", "a RateLimiter (call it with ':')", self, 3)
+end
+
 local type, pcall, error = type, pcall, error
 local c_sleep, reserve, cancel = core.sleep, core.ratelimit_reserve, core.ratelimit_cancel
+local suspendable = core.suspendable
 local argerror = errors.argerror
 local events_has, events_emit = events.has, events.emit
 local pack_rest, unpack_n = results.pack_rest, results.unpack_n
 
-local KNOWN = { rate = true, burst = true, name = true }
+local check_options = require("fdn._shared").option_checker("fdn.RateLimiter.new",
+  { "rate", "burst", "name" }, "a table with rate (and burst)")
 
 --- Makes a limiter.
 ---@param opts table rate (tokens per second, > 0), burst (>= 1, default 1), name
 ---@return table
 function RateLimiter.new(opts)
-  if type(opts) ~= "table" then
-    argerror("fdn.RateLimiter.new", "opts", "a table with rate (and burst)", opts)
-  end
-  for k in pairs(opts) do
-    if not KNOWN[k] then
-      argerror("fdn.RateLimiter.new", tostring(k), "a known option (rate, burst, name)",
-        opts[k])
-    end
-  end
+  check_options(opts)
   local rate, burst = opts.rate, opts.burst
   if type(rate) ~= "number" or rate ~= rate or rate <= 0 or rate == math.huge then
     argerror("fdn.RateLimiter.new", "rate", "a positive number of tokens per second", rate)
@@ -62,6 +61,9 @@ end
 ---@param tokens number|nil
 ---@param timeout number|nil
 function RateLimiter:acquire(tokens, timeout)
+  if getmetatable(self) ~= RateLimiter then
+    bad_self(self, "acquire")
+  end
   local wait, due = reserve(self._rl, tokens, timeout)
   if wait == nil then
     error(errors.Timeout.new(string.format("RateLimiter:acquire: the next token is due "
@@ -70,6 +72,11 @@ function RateLimiter:acquire(tokens, timeout)
     }), 2)
   end
   if wait > 0 then
+    if not suspendable() then
+      -- It cannot wait here: give the tokens back, then say why.
+      cancel(self._rl, tokens or 1)
+      core.check_suspendable("RateLimiter:acquire")
+    end
     if events_has("rate_limiter.throttled") then
       events_emit("rate_limiter.throttled", { name = self.name, wait = wait })
     end
@@ -87,18 +94,30 @@ end
 ---@param tokens number|nil
 ---@return boolean
 function RateLimiter:try_acquire(tokens)
+  if getmetatable(self) ~= RateLimiter then
+    bad_self(self, "try_acquire")
+  end
   return core.ratelimit_try(self._rl, tokens)
 end
 
 --- Tokens in the bucket now (negative while callers wait for reserved ones).
 ---@return number
 function RateLimiter:tokens()
+  if getmetatable(self) ~= RateLimiter then
+    bad_self(self, "tokens")
+  end
   return (core.ratelimit_info(self._rl))
 end
 
 --- Acquires a token, then calls fn(...): fn's results.
 ---@param fn function
 function RateLimiter:call(fn, ...)
+  if getmetatable(self) ~= RateLimiter then
+    bad_self(self, "call")
+  end
+  if type(fn) ~= "function" and not require("fdn").is_callable(fn) then
+    argerror("RateLimiter:call", "fn", "a function", fn)
+  end
   self:acquire()
   local ok, n, r1, r2, r3, r4 = pack_rest(pcall(fn, ...))
   if ok then
@@ -111,6 +130,9 @@ end
 ---@param fn function
 ---@return function
 function RateLimiter:wrap(fn)
+  if getmetatable(self) ~= RateLimiter then
+    bad_self(self, "wrap")
+  end
   if type(fn) ~= "function" and not (type(fn) == "table" and getmetatable(fn)
       and getmetatable(fn).__call) then
     argerror("RateLimiter:wrap", "fn", "a function", fn)

@@ -18,11 +18,13 @@
 local core = require "fdn.core"
 local errors = require "fdn.errors"
 local events = require "fdn.events"
+local shared = require "fdn._shared"
+local is_callable, pack = shared.is_callable, shared.pack
 
 local M = {}
 
-local type, pcall, select, error, setmetatable, getmetatable, tostring =
-  type, pcall, select, error, setmetatable, getmetatable, tostring
+local type, pcall, error, setmetatable, getmetatable, tostring =
+  type, pcall, error, setmetatable, getmetatable, tostring
 local unpack = unpack
 local now = core.now
 local scope_enter, scope_exit = core.scope_enter, core.scope_exit
@@ -32,16 +34,10 @@ local Cancelled, Timeout = errors.Cancelled, errors.Timeout
 local ResourceManager = {}
 ResourceManager.__index = ResourceManager
 
-local function is_callable(fn)
-  if type(fn) == "function" then
-    return true
-  end
-  local mt = getmetatable(fn)
-  return type(mt) == "table" and mt.__call ~= nil
-end
-
-local function pack(...)
-  return { n = select("#", ...), ... }
+-- A method called on anything but a ResourceManager: usually a '.' where ':' was meant.
+local function bad_self(self, method)
+  errors.argerror("ResourceManager:" .. method, "self",
+    "a ResourceManager (call it with ':')", self, 3)
 end
 
 local function check_timeout(fname, param, t)
@@ -224,10 +220,16 @@ end
 
 -- For fdn.with(fdn.ResourceManager.new(), function(rm) ... end).
 function ResourceManager:__enter()
+  if getmetatable(self) ~= ResourceManager then
+    bad_self(self, "__enter")
+  end
   return self
 end
 
 function ResourceManager:__exit()
+  if getmetatable(self) ~= ResourceManager then
+    bad_self(self, "__exit")
+  end
   return self:close_all()
 end
 

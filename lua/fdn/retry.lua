@@ -24,7 +24,7 @@ local events = require "fdn.events"
 local M = {}
 
 local error, pcall, rawget, type = error, pcall, rawget, type
-local tostring, setmetatable = tostring, setmetatable
+local setmetatable = setmetatable
 local c_sleep, c_now, retry_next = core.sleep, core.now, core.retry_next
 local is_cancelled, argerror = errors.is_cancelled, errors.argerror
 local events_has, events_emit = events.has, events.emit
@@ -84,7 +84,7 @@ end
 
 --- Sleeps a backoff wait; a cancellation raises at once.
 local function backoff_sleep(wait)
-  local st, cause = c_sleep(wait)
+  local st, cause = c_sleep(wait, "fdn.retry")
   if st then
     return require("fdn")._wake_error(st, cause, "fdn.retry")
   end
@@ -322,16 +322,15 @@ end
 
 -- Options ------------------------------------------------------------------
 
-local KNOWN = {
-  max_attempts = true, delay = true, backoff = true, factor = true, max_delay = true,
-  jitter = true, deadline = true, retry_on = true, on_retry = true, retry_if_result = true,
-  raise_on_exhaustion = true, name = true,
-}
 local BACKOFFS = { fixed = true, linear = true, exponential = true, fibonacci = true }
 local JITTERS = { none = true, full = true, equal = true, decorrelated = true }
 local FNAME = "fdn.retry"
+local check_options = require("fdn._shared").option_checker(FNAME, {
+  "max_attempts", "delay", "backoff", "factor", "max_delay", "jitter", "deadline",
+  "retry_on", "on_retry", "retry_if_result", "raise_on_exhaustion", "name",
+})
 
-local function check_seconds(opts, key, default, allow_nil)
+local function check_seconds(fname, opts, key, default, allow_nil)
   local v = opts[key]
   if v == nil then
     if allow_nil then
@@ -340,36 +339,26 @@ local function check_seconds(opts, key, default, allow_nil)
     return default
   end
   if type(v) ~= "number" or v ~= v or v < 0 then
-    argerror(FNAME, key, "a non-negative number of seconds", v, 3)
+    argerror(fname, key, "a non-negative number of seconds", v, 3)
   end
   return v
 end
 
 --- Validates a retry options table into a policy description.
-local function parse(opts)
-  if opts == nil then
-    opts = {}
-  elseif type(opts) ~= "table" then
-    argerror(FNAME, "opts", "a table of options", opts, 3)
-  end
-  for k in pairs(opts) do
-    if not KNOWN[k] then
-      argerror(FNAME, tostring(k), "a known option (max_attempts, delay, backoff, "
-        .. "factor, max_delay, jitter, deadline, retry_on, on_retry, retry_if_result, "
-        .. "raise_on_exhaustion, name)", opts[k], 3)
-    end
-  end
+local function parse(opts, fname)
+  fname = fname or FNAME
+  opts = check_options(opts, 3, fname)
   local p = {}
   local ma = opts.max_attempts
   if ma == nil then
     ma = 3
   elseif type(ma) ~= "number" or ma ~= ma or ma < 1 or (ma ~= math.huge and ma % 1 ~= 0) then
-    argerror(FNAME, "max_attempts", "an integer >= 1 (or math.huge)", ma, 3)
+    argerror(fname, "max_attempts", "an integer >= 1 (or math.huge)", ma, 3)
   end
   p.max_attempts = ma
-  p.delay = check_seconds(opts, "delay", 1.0)
-  p.max_delay = check_seconds(opts, "max_delay", math.huge)
-  p.deadline = check_seconds(opts, "deadline", nil, true)
+  p.delay = check_seconds(fname, opts, "delay", 1.0)
+  p.max_delay = check_seconds(fname, opts, "max_delay", math.huge)
+  p.deadline = check_seconds(fname, opts, "deadline", nil, true)
 
   local backoff, factor = opts.backoff, opts.factor
   local kind
@@ -377,21 +366,21 @@ local function parse(opts)
     kind = "exponential"
   elseif type(backoff) == "number" then
     if backoff ~= backoff or backoff < 1 or backoff == math.huge then
-      argerror(FNAME, "backoff", "a factor >= 1 or a strategy name", backoff, 3)
+      argerror(fname, "backoff", "a factor >= 1 or a strategy name", backoff, 3)
     end
     if factor ~= nil then
-      argerror(FNAME, "factor", "nil when backoff is a number (the number is the factor)",
+      argerror(fname, "factor", "nil when backoff is a number (the number is the factor)",
         factor, 3)
     end
     kind, factor = "exponential", backoff
   elseif type(backoff) == "string" and BACKOFFS[backoff] then
     kind = backoff
   else
-    argerror(FNAME, "backoff", 'a factor >= 1, or "fixed", "linear", "exponential" '
+    argerror(fname, "backoff", 'a factor >= 1, or "fixed", "linear", "exponential" '
       .. 'or "fibonacci"', backoff, 3)
   end
   if factor ~= nil and kind ~= "linear" and kind ~= "exponential" then
-    argerror(FNAME, "factor", "nil: only linear and exponential backoff take a factor",
+    argerror(fname, "factor", "nil: only linear and exponential backoff take a factor",
       factor, 3)
   end
   if factor == nil then
@@ -400,7 +389,7 @@ local function parse(opts)
   local min_factor = kind == "linear" and 0 or 1
   if type(factor) ~= "number" or factor ~= factor or factor < min_factor
       or factor == math.huge then
-    argerror(FNAME, "factor", "a finite number >= " .. min_factor .. " for " .. kind
+    argerror(fname, "factor", "a finite number >= " .. min_factor .. " for " .. kind
       .. " backoff", factor, 3)
   end
   p.backoff, p.factor = kind, factor
@@ -413,16 +402,16 @@ local function parse(opts)
   elseif jitter == true then
     jitter = "full"
   elseif type(jitter) ~= "string" or not JITTERS[jitter] then
-    argerror(FNAME, "jitter", '"none", "full", "equal" or "decorrelated"', jitter, 3)
+    argerror(fname, "jitter", '"none", "full", "equal" or "decorrelated"', jitter, 3)
   end
   p.jitter = jitter
 
   if opts.retry_on ~= nil then
-    p.retry_on = errors.matcher(opts.retry_on, FNAME, "retry_on")
+    p.retry_on = errors.matcher(opts.retry_on, fname, "retry_on")
   end
   local on_retry = opts.on_retry
   if on_retry ~= nil and type(on_retry) ~= "function" then
-    argerror(FNAME, "on_retry", "a function(attempt, err, delay)", on_retry, 3)
+    argerror(fname, "on_retry", "a function(attempt, err, delay)", on_retry, 3)
   end
   p.on_retry = on_retry
 
@@ -431,7 +420,7 @@ local function parse(opts)
     if rif == "nil" then
       p.nil_mode = true
     elseif type(rif) ~= "function" then
-      argerror(FNAME, "retry_if_result", 'a function(...) -> boolean, or "nil"', rif, 3)
+      argerror(fname, "retry_if_result", 'a function(...) -> boolean, or "nil"', rif, 3)
     end
     p.result_mode = true
     p.retry_if_result = rif
@@ -443,7 +432,7 @@ local function parse(opts)
 
   local name = opts.name
   if name ~= nil and type(name) ~= "string" then
-    argerror(FNAME, "name", "a string", name, 3)
+    argerror(fname, "name", "a string", name, 3)
   end
   p.name = name
 
@@ -461,16 +450,7 @@ end
 -- retry_on, on_retry, retry_if_result, raise_on_exhaustion, name.
 ---@param opts table|nil
 ---@return fun(fn: function): function
-function M.new(opts)
-  local p = parse(opts)
-  return function(fn)
-    if not (type(fn) == "function" or (type(fn) == "table" and getmetatable(fn)
-        and getmetatable(fn).__call)) then
-      argerror(FNAME, "fn", "a function", fn)
-    end
-    return decorate(p, fn)
-  end
-end
+M.new = require("fdn._shared").decorator(FNAME, parse, decorate)
 
 --- Counters of a function made by fdn.retry: calls, attempts, successes,
 -- failures, retries (attempts beyond the first of each call).
@@ -491,9 +471,9 @@ end
 ---@param seed integer|nil
 ---@return number[]
 function M.delays(opts, n, seed)
-  local p = parse(opts)
-  if type(n) ~= "number" or n < 0 or n % 1 ~= 0 then
-    argerror("fdn.retry.delays", "n", "a non-negative integer", n)
+  local p = parse(opts, "fdn.retry.delays")
+  if type(n) ~= "number" or not (n >= 0 and n <= 100000) or n % 1 ~= 0 then
+    argerror("fdn.retry.delays", "n", "an integer in [0, 100000]", n)
   end
   if seed ~= nil and (type(seed) ~= "number" or seed < 0 or seed % 1 ~= 0) then
     argerror("fdn.retry.delays", "seed", "a non-negative integer", seed)

@@ -11,7 +11,7 @@ local fdn = require "fdn"
 
 local M = {}
 
-local type, error, pcall, setmetatable = type, error, pcall, setmetatable
+local type, error, pcall = type, error, pcall
 local argerror = errors.argerror
 local is_callable, wake_error = fdn.is_callable, fdn._wake_error
 
@@ -19,16 +19,18 @@ local methods = core.limiter_methods
 local c_new, c_acquire = core.limiter_new, core.limiter_acquire
 local c_release, c_resize, c_close = methods.release, methods.resize, methods.close
 
--- Names are only read when something goes wrong.
-local names = setmetatable({}, { __mode = "k" })
+-- The metatable every semaphore has: how the Lua-side methods check self.
+local MT = getmetatable(c_new(0))
 
-local function where(self, method)
-  local name = names[self]
-  if name then
-    return "Semaphore '" .. name .. "':" .. method
+-- A method called on anything but a semaphore: usually a '.' where ':' was meant.
+local function check(self, method)
+  if getmetatable(self) ~= MT then
+    argerror("Semaphore:" .. method, "self", "a Semaphore (call it with ':')", self, 3)
   end
-  return "Semaphore:" .. method
 end
+
+-- Names are only read when something goes wrong.
+local names, where = require("fdn._shared").namer("Semaphore")
 
 --- Makes a semaphore with `n` permits (0 starts with none: resize() opens
 -- it). `opts.name` appears in its errors and events.
@@ -79,9 +81,14 @@ end
 -- released however fn ends.
 ---@param fn function
 function methods.with(self, fn, ...)
+  if getmetatable(self) ~= MT then
+    check(self, "with")
+  end
   if not is_callable(fn) then
     argerror("Semaphore:with", "fn", "a function", fn)
   end
+  -- No name passed: with is hot, and its wait is an acquire (the name
+  -- errors give, also where it cannot suspend).
   local st, cause = c_acquire(self)
   if st then
     return wake_error(st, cause, where(self, "with"))
@@ -91,11 +98,16 @@ end
 
 --- fdn.with(sem, fn): holds a permit while fn runs.
 function methods.__enter(self)
-  methods.acquire(self)
+  check(self, "__enter")
+  local st, cause = c_acquire(self)
+  if st then
+    return wake_error(st, cause, where(self, "__enter"))
+  end
   return self
 end
 
 function methods.__exit(self)
+  check(self, "__exit")
   c_release(self)
 end
 
@@ -104,6 +116,7 @@ end
 -- before anyone waiting is served.
 ---@param n integer
 function methods.resize(self, n)
+  check(self, "resize")
   local before = methods.limit(self)
   c_resize(self, n)
   if events.has("semaphore.resized") then
@@ -114,6 +127,7 @@ end
 --- Wakes every waiter with Closed; later acquires raise Closed. Permits
 -- held may still be released.
 function methods.close(self)
+  check(self, "close")
   if methods.is_closed(self) then
     return
   end
@@ -126,6 +140,7 @@ end
 
 --- The name given to new(), if any.
 function methods.name(self)
+  check(self, "name")
   return names[self]
 end
 

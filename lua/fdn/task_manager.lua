@@ -24,6 +24,11 @@ local M = {}
 
 local TaskManager = {}
 TaskManager.__index = TaskManager
+
+-- A method called on anything but a TaskManager: usually a '.' where ':' was meant.
+local function bad_self(self, method)
+  errors.argerror("TaskManager:" .. method, "self", "a TaskManager (call it with ':')", self, 3)
+end
 -- fdn.with runs __exit unshielded: it waits for the children as long as
 -- they run and still sees a cancellation of the task (see fdn.with).
 TaskManager.__exit_unshielded = true
@@ -70,8 +75,15 @@ end
 
 --- Opens the scope on the running task (fdn.with calls it).
 function TaskManager:__enter()
+  if getmetatable(self) ~= TaskManager then
+    bad_self(self, "__enter")
+  end
   if self._state == "open" or self._state == "closing" then
     error(errors.InvalidState.new(where(self, "__enter") .. ": already entered"), 2)
+  end
+  -- Its exit waits for the children: where no wait is possible, no scope opens.
+  if core.current() ~= nil then
+    core.check_suspendable(where(self, "__enter"))
   end
   local scope = scope_enter(nil, false)
   if scope == nil then
@@ -93,6 +105,9 @@ end
 -- outside the scope and Closed once a failure is stopping the manager.
 ---@param fn function
 function TaskManager:create_task(fn, ...)
+  if getmetatable(self) ~= TaskManager then
+    bad_self(self, "create_task")
+  end
   local nursery = self._open
   if nursery == nil then
     error(errors.InvalidState.new(where(self, "create_task")
@@ -105,7 +120,10 @@ function TaskManager:create_task(fn, ...)
 end
 
 --- fdn.gather over the manager's tasks (or any tasks).
-function TaskManager.gather(_, ...)
+function TaskManager.gather(self, ...)
+  if getmetatable(self) ~= TaskManager then
+    bad_self(self, "gather")
+  end
   return fdn.gather(...)
 end
 
@@ -125,6 +143,9 @@ end
 
 --- The errors of the children that failed so far, in order of failure.
 function TaskManager:errors()
+  if getmetatable(self) ~= TaskManager then
+    bad_self(self, "errors")
+  end
   if self._errors then
     return self._errors
   end
@@ -133,6 +154,9 @@ end
 
 --- Children not finished yet: running, and waiting for a slot.
 function TaskManager:active()
+  if getmetatable(self) ~= TaskManager then
+    bad_self(self, "active")
+  end
   if not self._nursery then
     return 0
   end
@@ -160,8 +184,16 @@ end
 --- Closes the scope: waits for every child, then raises what failed
 -- (fdn.with calls it with the body's error, or nil).
 function TaskManager:__exit(err)
+  if getmetatable(self) ~= TaskManager then
+    bad_self(self, "__exit")
+  end
   if self._state ~= "open" then
     error(errors.InvalidState.new(where(self, "__exit") .. ": not entered"), 2)
+  end
+  if self:active() > 0 and not core.suspendable() then
+    -- It must wait for the children and cannot: raised while the manager
+    -- is still open, so an __exit from the task itself can finish it.
+    core.check_suspendable(where(self, "__exit"))
   end
   self._state = "closing"
   local nursery, at = self._nursery, where(self, "__exit")

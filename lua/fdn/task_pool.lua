@@ -22,6 +22,11 @@ local M = {}
 
 local TaskPool = {}
 TaskPool.__index = TaskPool
+
+-- A method called on anything but a TaskPool: usually a '.' where ':' was meant.
+local function bad_self(self, method)
+  errors.argerror("TaskPool:" .. method, "self", "a TaskPool (call it with ':')", self, 3)
+end
 -- fdn.with runs __exit unshielded: closing waits for the queued jobs as
 -- long as they run, and still sees a cancellation of the task.
 TaskPool.__exit_unshielded = true
@@ -30,6 +35,7 @@ local type, error, pcall, setmetatable, select = type, error, pcall, setmetatabl
 local unpack = unpack
 local argerror = errors.argerror
 local c_spawn, c_current, cancel_pending = core.spawn, core.current, core.cancel_pending
+local suspendable, check_suspendable = core.suspendable, core.check_suspendable
 local c_acquire = core.limiter_acquire
 local lim_methods = core.limiter_methods
 local c_release, c_try_acquire, c_lim_close = lim_methods.release, lim_methods.try_acquire,
@@ -40,6 +46,33 @@ local c_queue_close, q_len, q_try_get = q_methods.close, q_methods.len, q_method
 local ECLOSED = core.ECLOSED
 local is_callable, wake_error = fdn.is_callable, fdn._wake_error
 local is_cancelled = children.is_cancelled
+
+-- A failed job whose error nobody reads (no gather_results after it) is
+-- reported through fdn.report once the pool is collected, as a failed task
+-- nobody joined is: a userdata sentinel the pool holds finalizes with it.
+-- It sees only the error table and the set of unread indexes, never the
+-- pool, so it does not keep the pool alive.
+local function watch_unread(name, errs, unread)
+  if newproxy == nil then
+    return nil
+  end
+  local sentinel = newproxy(true)
+  getmetatable(sentinel).__gc = function()
+    local indexes = {}
+    for index in pairs(unread) do
+      indexes[#indexes + 1] = index
+    end
+    table.sort(indexes)
+    for _, index in ipairs(indexes) do
+      fdn.report("unread_job_failed", {
+        error = errs[index], job = index, pool = name,
+        message = string.format("TaskPool%s: job %d failed and nobody gathered its result: %s",
+          name and (" '" .. name .. "'") or "", index, errors.format(errs[index])),
+      })
+    end
+  end
+  return sentinel
+end
 
 --- Makes a pool. opts.pool_size: workers (an integer >= 1, required);
 -- opts.queue_size: jobs accepted but not yet started (an integer >= 1 or
@@ -58,10 +91,11 @@ function M.new(opts)
   else
     children.check_count("TaskPool.new", "opts.queue_size", qsize, 1, true)
   end
+  local name, errs, unread = children.check_name("TaskPool.new", opts.name), {}, {}
   return setmetatable({
     pool_size = size,
     queue_size = qsize,
-    name = children.check_name("TaskPool.new", opts.name),
+    name = name,
     _closed = false,
     _submitted = 0, -- jobs accepted so far; a job's number is its index
     _gathered = 0,  -- results before this index were handed out
@@ -69,7 +103,9 @@ function M.new(opts)
     keep_results = opts.keep_results ~= false,
     _ahead = {},    -- finished jobs past _done_upto
     _results = {},  -- index -> non-nil result of finished jobs
-    _errors = {},   -- index -> error of failed jobs
+    _errors = errs, -- index -> error of failed jobs
+    _unread = unread, -- index -> true: failed, error not gathered yet
+    _sentinel = watch_unread(name, errs, unread),
     _fail_order = {}, -- indexes of failed jobs, in order of failure
     _waiters = 0,
     _workers = children.list(),
@@ -100,6 +136,9 @@ end
 local function finish_job(self, index, ok, result)
   if not ok then
     self._errors[index] = result
+    if not is_cancelled(result) then
+      self._unread[index] = true
+    end
     local order = self._fail_order
     order[#order + 1] = index
     emit("task_pool.job_failed", self, { job = index, error = result })
@@ -181,6 +220,9 @@ end
 -- closing, Cancelled when the submitting task is cancelled.
 ---@param fn function
 function TaskPool:submit(fn, ...)
+  if getmetatable(self) ~= TaskPool then
+    bad_self(self, "submit")
+  end
   if not is_callable(fn) then
     argerror(where(self, "submit"), "fn", "a function", fn)
   end
@@ -198,7 +240,7 @@ function TaskPool:submit(fn, ...)
     if cancel_pending() == 0 then
       emit("task_pool.full", self, { queue_size = self.queue_size })
     end
-    local st, cause = c_acquire(admit)
+    local st, cause = c_acquire(admit, nil, where(self, "submit"))
     if st then
       if st == ECLOSED then
         error(errors.Closed.new(where(self, "submit") .. ": the pool was closed"), 2)
@@ -228,10 +270,16 @@ end
 -- unless opts.return_errors puts each error in its job's slot.
 ---@param opts? {return_errors?: boolean}
 function TaskPool:gather_results(opts)
+  if getmetatable(self) ~= TaskPool then
+    bad_self(self, "gather_results")
+  end
   if opts ~= nil and type(opts) ~= "table" then
     argerror(where(self, "gather_results"), "opts", "a table", opts)
   end
   local target = self._submitted
+  if self._done_upto < target then
+    check_suspendable(where(self, "gather_results"))
+  end
   while self._done_upto < target do
     local ev = self._progress
     if not ev then
@@ -250,8 +298,9 @@ function TaskPool:gather_results(opts)
     return { n = 0 }
   end
   self._gathered = target
-  local results, errs = self._results, self._errors
-  local list, first, others = { n = target - from + 1 }, nil, {}
+  local results, errs, unread = self._results, self._errors, self._unread
+  -- The first failure is found by index: its error may be nil.
+  local list, first_index, others = { n = target - from + 1 }, nil, {}
   local return_errors = opts ~= nil and opts.return_errors
   for i = from, target do
     local r = results[i]
@@ -265,18 +314,22 @@ function TaskPool:gather_results(opts)
   local order, kept = self._fail_order, {}
   for _, i in ipairs(order) do
     if i >= from and i <= target then
-      if first == nil then
-        first = errs[i]
+      if first_index == nil then
+        first_index = i
       else
         others[#others + 1] = errs[i]
       end
-      errs[i] = nil
+      unread[i] = nil
     else
       kept[#kept + 1] = i
     end
   end
   self._fail_order = kept
-  if first ~= nil and not return_errors then
+  local first = first_index and errs[first_index]
+  for i = from, target do
+    errs[i] = nil
+  end
+  if first_index ~= nil and not return_errors then
     children.attach(first, others)
     error(first, 0)
   end
@@ -309,7 +362,20 @@ end
 --- Closes the pool: stops accepting jobs, lets the workers run what is
 -- queued, and waits for them. Closing twice is harmless. If the closing
 -- task is cancelled while it waits, the workers are cancelled too.
+-- Whether closing would wait for workers and cannot: raised before the pool
+-- changes, so a close from where no task can wait (a table.sort comparator,
+-- a coroutine of the caller's own) loses no queued job.
+local function check_can_wait(self, method)
+  if self._workers.n > 0 and c_current() ~= nil and not suspendable() then
+    check_suspendable(where(self, method))
+  end
+end
+
 function TaskPool:close()
+  if getmetatable(self) ~= TaskPool then
+    bad_self(self, "close")
+  end
+  check_can_wait(self, "close")
   self:_stop_accepting()
   if self._workers.n == 0 or c_current() == nil then
     -- Nothing started, or not in a task: the workers (if any) finish the
@@ -328,6 +394,10 @@ end
 -- fdn.cleanup_timeout) for the workers. Jobs that never ran end with a
 -- Cancelled error as their result.
 function TaskPool:cancel()
+  if getmetatable(self) ~= TaskPool then
+    bad_self(self, "cancel")
+  end
+  check_can_wait(self, "cancel")
   self:_stop_accepting()
   teardown(self)
   local jobs = self._jobs
@@ -344,6 +414,9 @@ end
 
 --- Jobs accepted but not started yet.
 function TaskPool:pending()
+  if getmetatable(self) ~= TaskPool then
+    bad_self(self, "pending")
+  end
   if not self._admit then
     return 0
   end
@@ -353,10 +426,16 @@ end
 --- fdn.with(pool, fn): closes the pool when fn ends; if fn failed (or was
 -- cancelled), the jobs are cancelled instead of drained.
 function TaskPool:__enter()
+  if getmetatable(self) ~= TaskPool then
+    bad_self(self, "__enter")
+  end
   return self
 end
 
 function TaskPool:__exit(err)
+  if getmetatable(self) ~= TaskPool then
+    bad_self(self, "__exit")
+  end
   if err ~= nil or cancel_pending() ~= 0 then
     self:cancel()
     return

@@ -18,11 +18,13 @@ local errors = require "fdn.errors"
 local events = require "fdn.events"
 local mock = require "fdn.testing_mock"
 local assertions = require "fdn.testing_assert"
+local shared = require "fdn._shared"
+local pack = shared.pack
 
 local M = {}
 
-local error, pairs, pcall, select, setmetatable, getmetatable, type, tostring =
-  error, pairs, pcall, select, setmetatable, getmetatable, type, tostring
+local error, pairs, pcall, setmetatable, getmetatable, type, tostring =
+  error, pairs, pcall, setmetatable, getmetatable, type, tostring
 local unpack, getfenv = unpack, getfenv
 local format, concat = string.format, table.concat
 local argerror, InvalidState = errors.argerror, errors.InvalidState
@@ -41,10 +43,6 @@ M.mock_async = mock.mock_async
 M.assert_raises = assertions.assert_raises
 M.eventually = assertions.eventually
 M.fail = assertions.fail
-
-local function pack(...)
-  return { n = select("#", ...), ... }
-end
 
 local function merge(a, b)
   local out = {}
@@ -561,6 +559,12 @@ end
 local Clock = {}
 Clock.__index = Clock
 
+-- A method called on anything but a clock (from fdn.testing.clock()): usually a '.' where ':' was meant.
+local function bad_self(self, method)
+  errors.argerror("clock:" .. method, "self",
+    "a clock (from fdn.testing.clock()) (call it with ':')", self, 3)
+end
+
 --- The clock of the running engine: now(), advance(seconds),
 -- autojump(on), next_deadline().
 function M.clock()
@@ -574,6 +578,9 @@ end
 
 --- Engine time in seconds (virtual under a virtual clock).
 function Clock:now()
+  if getmetatable(self) ~= Clock then
+    bad_self(self, "now")
+  end
   return self.engine:now()
 end
 
@@ -582,6 +589,9 @@ end
 -- inside it fires too), and returns the new time. From a task it suspends
 -- while the scheduler does that.
 function Clock:advance(seconds)
+  if getmetatable(self) ~= Clock then
+    bad_self(self, "advance")
+  end
   if type(seconds) ~= "number" or seconds ~= seconds or seconds < 0 or seconds == math.huge then
     argerror("clock:advance", "seconds", "a finite non-negative number", seconds)
   end
@@ -599,6 +609,9 @@ end
 --- Virtual clock: with autojump on (the default), time jumps to the next
 -- deadline whenever no task is ready; off, only advance() moves it.
 function Clock:autojump(on)
+  if getmetatable(self) ~= Clock then
+    bad_self(self, "autojump")
+  end
   if type(on) ~= "boolean" then
     argerror("clock:autojump", "on", "a boolean", on)
   end
@@ -609,6 +622,9 @@ end
 
 --- Engine time of the earliest armed timer, or nil.
 function Clock:next_deadline()
+  if getmetatable(self) ~= Clock then
+    bad_self(self, "next_deadline")
+  end
   return core.engine_next_deadline(self.engine)
 end
 

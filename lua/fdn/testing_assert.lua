@@ -5,10 +5,12 @@
 -- without busted they are plain error strings with that position.
 local fdn = require "fdn"
 local errors = require "fdn.errors"
+local shared = require "fdn._shared"
+local pack = shared.pack
 
 local M = {}
 
-local error, pcall, type, select, tostring = error, pcall, type, select, tostring
+local error, pcall, type, tostring = error, pcall, type, tostring
 local unpack = unpack
 local argerror, is_error, format = errors.argerror, errors.is, errors.format
 local Cancelled = errors.Cancelled
@@ -35,16 +37,15 @@ end
 ---@param message string
 ---@param level? integer
 function M.fail(message, level)
+  if level ~= nil and (type(level) ~= "number" or level < 1 or level % 1 ~= 0) then
+    argerror("fdn.testing.fail", "level", "nil or an integer >= 1", level)
+  end
   level = (level or 1) + 1
   local fail = find_busted_fail()
   if fail then
     fail(message, level)
   end
   error(message, level)
-end
-
-local function pack(...)
-  return { n = select("#", ...), ... }
 end
 
 local function class_name(class)
@@ -115,6 +116,7 @@ function M.eventually(pred, opts)
     error(errors.InvalidState.new("fdn.testing.eventually: must be called from a task "
       .. "(a spec body run by T.run, T.async or T.describe)"), 2)
   end
+  require("fdn.core").check_suspendable("fdn.testing.eventually")
   local deadline = fdn.now() + timeout
   local last_err
   while true do

@@ -25,6 +25,12 @@ local argerror = errors.argerror
 local Mock = {}
 Mock.__index = Mock
 
+-- A method called on anything but a fake (from fdn.testing.mock_async): usually a '.' where ':' was meant.
+local function bad_self(self, method)
+  errors.argerror("mock:" .. method, "self",
+    "a fake (from fdn.testing.mock_async) (call it with ':')", self, 3)
+end
+
 local by_engine = setmetatable({}, { __mode = "k" }) -- engine -> fakes made there
 
 local luassert_util = false -- false: not looked up yet
@@ -149,6 +155,9 @@ local function finish(self, ...)
 end
 
 function Mock.__call(self, ...)
+  if getmetatable(self) ~= Mock then
+    bad_self(self, "__call")
+  end
   local args = arglist(...)
   local call = { args = args, vals = args, refs = args, task = fdn.current(), time = fdn.now() }
   local calls = self.calls
@@ -178,12 +187,18 @@ end
 
 --- Every call, after its delay, returns these values.
 function Mock:returns(...)
+  if getmetatable(self) ~= Mock then
+    bad_self(self, "returns")
+  end
   self._default = { returns = { n = select("#", ...), ... } }
   return self
 end
 
 --- Every call, after its delay, raises `err` (the value itself).
 function Mock:raises(err)
+  if getmetatable(self) ~= Mock then
+    bad_self(self, "raises")
+  end
   if err == nil then
     argerror("mock:raises", "err", "an error value", err)
   end
@@ -193,6 +208,9 @@ end
 
 --- Every call, after its delay, returns fn(...) (fn may suspend).
 function Mock:invokes(fn)
+  if getmetatable(self) ~= Mock then
+    bad_self(self, "invokes")
+  end
   if not fdn.is_callable(fn) then
     argerror("mock:invokes", "fn", "a function", fn)
   end
@@ -202,12 +220,18 @@ end
 
 --- Every call goes to the function the fake replaced (a spy).
 function Mock:calls_original()
+  if getmetatable(self) ~= Mock then
+    bad_self(self, "calls_original")
+  end
   self._default = { invokes = self.original }
   return self
 end
 
 --- Every call first waits `seconds` on the engine clock.
 function Mock:delay(seconds)
+  if getmetatable(self) ~= Mock then
+    bad_self(self, "delay")
+  end
   check_delay("mock:delay", "seconds", seconds)
   self._delay = seconds
   return self
@@ -217,6 +241,9 @@ end
 -- default: {returns = {values…}}, {raises = err}, {invokes = fn}, each
 -- with an optional delay = seconds.
 function Mock:queue(...)
+  if getmetatable(self) ~= Mock then
+    bad_self(self, "queue")
+  end
   local n = select("#", ...)
   if n == 0 then
     argerror("mock:queue", "behaviour", "at least one behaviour table", nil)
@@ -233,12 +260,18 @@ end
 
 --- The next call (after those queued before) returns these values.
 function Mock:returns_once(...)
+  if getmetatable(self) ~= Mock then
+    bad_self(self, "returns_once")
+  end
   self._queue[#self._queue + 1] = { returns = { n = select("#", ...), ... } }
   return self
 end
 
 --- The next call (after those queued before) raises `err`.
 function Mock:raises_once(err)
+  if getmetatable(self) ~= Mock then
+    bad_self(self, "raises_once")
+  end
   if err == nil then
     argerror("mock:raises_once", "err", "an error value", err)
   end
@@ -249,6 +282,9 @@ end
 --- Puts the replaced function back (idempotent). Done automatically when
 -- the fdn.testing run (or T.describe spec) that made the fake ends.
 function Mock:restore()
+  if getmetatable(self) ~= Mock then
+    bad_self(self, "restore")
+  end
   if self.restored then
     return self
   end
@@ -266,6 +302,9 @@ end
 
 --- Forgets the recorded calls and return values.
 function Mock:clear()
+  if getmetatable(self) ~= Mock then
+    bad_self(self, "clear")
+  end
   self.calls = {}
   self.returnvals = {}
   return self
@@ -273,11 +312,20 @@ end
 
 --- The number of calls so far.
 function Mock:call_count()
+  if getmetatable(self) ~= Mock then
+    bad_self(self, "call_count")
+  end
   return #self.calls
 end
 
 --- Arguments of call `i` (default: the last), unpacked.
 function Mock:args(i)
+  if getmetatable(self) ~= Mock then
+    bad_self(self, "args")
+  end
+  if i ~= nil and (type(i) ~= "number" or i < 1 or i % 1 ~= 0) then
+    argerror("mock:args", "i", "nil or a call number >= 1", i)
+  end
   local call = self.calls[i or #self.calls]
   if call == nil then
     return
@@ -320,6 +368,12 @@ local function match_lists(lists, specs)
 end
 
 function Mock:called(times, compare)
+  if getmetatable(self) ~= Mock then
+    bad_self(self, "called")
+  end
+  if compare ~= nil and not fdn.is_callable(compare) then
+    argerror("mock:called", "compare", "nil or a function", compare)
+  end
   local n = #self.calls
   if times or compare then
     compare = compare or function(count, expected) return count == expected end
@@ -329,6 +383,9 @@ function Mock:called(times, compare)
 end
 
 function Mock:called_with(args)
+  if getmetatable(self) ~= Mock then
+    bad_self(self, "called_with")
+  end
   local last = self.calls[#self.calls]
   local found = match_lists(self.calls, args)
   if found ~= nil then
@@ -338,6 +395,9 @@ function Mock:called_with(args)
 end
 
 function Mock:returned_with(args)
+  if getmetatable(self) ~= Mock then
+    bad_self(self, "returned_with")
+  end
   local last = self.returnvals[#self.returnvals]
   local found = match_lists(self.returnvals, args)
   if found ~= nil then
