@@ -40,7 +40,7 @@ export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:detect_stack_use_after_retu
 export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1"
 export FDN_SANITIZE=1 # specs that run valgrind skip themselves
 log=$(mktemp -d)
-trap 'rm -rf "$log"' EXIT
+trap '[ -n "${KEEP_LOG:-}" ] && echo "logs: $log" || rm -rf "$log"' EXIT
 passed=0 failed=0
 
 ctest --test-dir "$dir" -j"$(nproc)" --output-on-failure \
