@@ -11,6 +11,10 @@
 #                                      representative set of spec files)
 #   FULL=1 scripts/check-valgrind.sh   every spec file (long form)
 #
+# Specs tagged #signals (fdn-lua signalled 0.2-0.5 s after it starts) are left
+# out: under memcheck the program is not up by then, so they measure
+# valgrind's start-up, not fdn; make check and check-clang run them.
+#
 # Prints "check-valgrind: N processes, N errors, N bytes definitely lost;
 # N specs passed, N failed" and exits non-zero unless all are 0.
 set -uo pipefail
@@ -32,7 +36,7 @@ fi
 suite_env "$dir"
 export OUT VG
 OUT=$(mktemp -d)
-trap 'rm -rf "$OUT"' EXIT
+trap '[ -n "${KEEP_LOG:-}" ] && echo "logs: $OUT" || rm -rf "$OUT"' EXIT
 VG="valgrind --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite
   --trace-children=yes
   --trace-children-skip=*/cmake,*/ctest,*/make,*/gmake,*/cc,*/gcc,*/cc1,*/as,*/ld,*/collect2,*/x86_64-linux-gnu-*,*/pkg-config
@@ -51,7 +55,7 @@ $VG "$dir/fdn-embed-tests" >"$OUT/embed.out" 2>&1
 echo "C tests: core $(tail -1 "$OUT/core.out"); embed $(tail -1 "$OUT/embed.out")"
 
 run_file() {
-  $VG luajit "$(command -v busted)" --ignore-lua -o TAP "$1" \
+  $VG luajit "$(command -v busted)" --ignore-lua -o TAP --exclude-tags=signals "$1" \
     >"$OUT/$(basename "$1").tap" 2>&1
 }
 export -f run_file
