@@ -1,6 +1,7 @@
 # Entry points; each sets up what is missing on a fresh Debian machine.
 .PHONY: run check check-asan build clean lint bench bench-callgrind \
   sweep error-matrix cancel-matrix yield-matrix matrices
+.PHONY: check-clang check-valgrind gc-stress shuffle churn static
 
 run:
 	@scripts/run.sh
@@ -15,13 +16,13 @@ build:
 	@scripts/setup.sh && scripts/build.sh
 
 clean:
-	rm -rf build build-asan build-release
+	rm -rf build build-asan build-release build-clang build-clang-asan
 
 lint:
 	@scripts/setup.sh && luacheck -q lua spec examples bench && \
 	  clang-format --dry-run --Werror core/src/*.c core/include/fdn/*.h \
 	    bindings/*.c bindings/*.h bindings/include/fdn/*.h spec/core/*.c spec/embed/*.c \
-	    spec/core/*.h spec/fuzz/*.c spec/oom/*.c examples/*.c bench/floor/*.c && echo "lint: clean"
+	    spec/core/*.h spec/fuzz/*.c spec/oom/*.c examples/*.c bench/floor/*.c bench/churn/*.c && echo "lint: clean"
 
 # Benchmarks beside the peers (docs/performance.md): installs the peers,
 # builds a release into build-release/, prints one table. Options:
@@ -78,3 +79,24 @@ yield-matrix:
 
 matrices:
 	@scripts/matrix.sh all
+
+# Reliability hygiene (docs/reliability-hygiene.md): each prints its figure
+# and exits non-zero when it falls short. Long forms: FULL=1 make
+# check-valgrind, COUNT=100 make shuffle, FDN_GC_STRESS=task make gc-stress.
+check-clang:
+	@scripts/check-clang.sh
+
+check-valgrind:
+	@scripts/check-valgrind.sh
+
+gc-stress:
+	@scripts/gc-stress.sh
+
+shuffle:
+	@scripts/shuffle.sh
+
+churn:
+	@scripts/churn.sh
+
+static:
+	@scripts/static.sh

@@ -130,6 +130,7 @@ int fdn_lua_new(fdn_lua_t **out, const fdn_lua_options_t *opts) {
   h->outcome_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_settop(L, 0);
   h->loop = fdn_engine_loop(h->engine->core);
+  fdn_diag_add(FDN_DIAG_STATES_CREATED, 1);
   *out = h;
   return 0;
 }
@@ -271,7 +272,12 @@ void fdn_lua_close(fdn_lua_t *h) {
   push_binding_function(L, close_engine);
   lua_pushlightuserdata(L, h->engine);
   protected_call(h, 1, 0);
+  /* Every binding call leaves the private threads at their fixed tops. */
+  if (lua_gettop(h->engine->st->S) != LFDN_S_TOP ||
+      lua_gettop(h->engine->st->W) != 0)
+    fdn_diag_add(FDN_DIAG_STACK_IMBALANCES, 1);
   lua_close(L);
+  fdn_diag_add(FDN_DIAG_STATES_CLOSED, 1);
   free(h->last_error);
   free(h);
 }

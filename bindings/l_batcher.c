@@ -43,8 +43,8 @@ struct lfdn_batcher_s {
   fdn_batcher_t core;
   fdn_batcher_options_t opts;
   lfdn_state_t *st;
-  lfdn_engine_t *engine; /* the engine it runs on; NULL until first use */
-  int engine_ref;
+  lfdn_engine_t *engine; /* the engine it runs on; NULL until first use;
+                            kept alive by the environment's [4] */
   int initialized;
   int discarded;
   fdn_waitq_t idle; /* a flusher watching the open batch's time trigger */
@@ -154,9 +154,13 @@ static void bind_slow(lua_State *L, lfdn_batcher_t *lb, const char *fname) {
     lb->ready_head = 0;
     fdn_waitq_init(&lb->idle);
   }
-  luaL_unref(L, LUA_REGISTRYINDEX, lb->engine_ref);
+  /* The batcher's environment, not the registry, keeps its engine's
+   * handle alive: the reference goes with the batcher.
+   */
+  lua_getfenv(L, lua_upvalueindex(2));
   lua_rawgeti(L, LUA_REGISTRYINDEX, engine->ref);
-  lb->engine_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  lua_rawseti(L, -2, 4);
+  lua_pop(L, 1);
   lb->engine = engine;
 }
 
@@ -248,7 +252,6 @@ static int l_batcher_new(lua_State *L) {
   lb = lua_newuserdata(L, size);
   memset(lb, 0, size);
   lb->discarded = 1; /* until fully set up: __gc does nothing */
-  lb->engine_ref = LUA_NOREF;
   lb->st = lfdn_state(L);
   lb->opts = opts;
   lb->slots = (flusher_slot_t *)(lb + 1);
@@ -259,7 +262,7 @@ static int l_batcher_new(lua_State *L) {
   luaL_getmetatable(L, LFDN_BATCHER_MT);
   lua_setmetatable(L, -2);
   /* The flusher function, the wrapper and the name, for spawning. */
-  lua_createtable(L, 3, 0);
+  lua_createtable(L, 4, 0);
   lua_pushvalue(L, 2);
   lua_rawseti(L, -2, 1);
   lua_pushvalue(L, 3);
@@ -697,8 +700,6 @@ static int l_batcher_gc(lua_State *L) {
     }
     fdn_batcher_discard(&lb->core);
   }
-  if (st != NULL && !st->closed)
-    luaL_unref(L, LUA_REGISTRYINDEX, lb->engine_ref);
   return 0;
 }
 

@@ -464,11 +464,13 @@ int lfdn_engine_new_lua(lua_State *L, fdn_engine_options_t *opts) {
   engine->closed = 1;
   luaL_getmetatable(L, LFDN_ENGINE_MT);
   lua_setmetatable(L, -2);
+  lfdn_test_modes_options(opts);
   rc = fdn_engine_new(&engine->core, opts);
   if (rc != 0)
     return lfdn_raise_code(L, "fdn.run", rc);
   engine->closed = 0;
   engine->st = st;
+  lfdn_test_modes_apply(engine);
   fdn_engine_set_data(engine->core, engine);
   st->engine = engine;
   /* Bound engines stay reachable even when only C holds them. */

@@ -71,6 +71,11 @@ static void on_done(fdn_nursery_t *core, fdn_nursery_member_t *m) {
   int record = fdn_task_state(m->task) == FDN_TASK_FAILED && !n->collected &&
                !st->closed && n->failures_ref != LUA_NOREF;
   int ref = n->failures_ref, index = (int)(n->nfailed + (record ? 1 : 0));
+  /* The last child gone, the registry need not hold the list any more
+   * (the nursery's environment still does).
+   */
+  int release = ref != LUA_NOREF && !n->collected && !st->closed &&
+                fdn_nursery_running(core) + fdn_nursery_pending(core) == 0;
   /* Done with the nursery's memory first: the Lua calls below may run a
    * GC step, and with it the nursery's own finalizer.
    */
@@ -78,6 +83,8 @@ static void on_done(fdn_nursery_t *core, fdn_nursery_member_t *m) {
   m->task = NULL;
   m->next = n->free_members;
   n->free_members = m;
+  if (release)
+    n->failures_ref = LUA_NOREF;
   if (record) {
     /* Still anchored by its engine: its finish is not over yet. */
     lua_State *W = st->W;
@@ -86,6 +93,8 @@ static void on_done(fdn_nursery_t *core, fdn_nursery_member_t *m) {
     lua_rawseti(W, -2, index);
     lua_pop(W, 1);
   }
+  if (release)
+    luaL_unref(st->W, LUA_REGISTRYINDEX, ref);
 }
 
 static uint64_t check_limit(lua_State *L, int idx) {
@@ -111,8 +120,6 @@ static int l_nursery_new(lua_State *L) {
   lua_pushvalue(L, lua_upvalueindex(2));
   lua_setmetatable(L, -2);
   lua_newtable(L);
-  lua_pushvalue(L, -1);
-  n->failures_ref = luaL_ref(L, LUA_REGISTRYINDEX);
   lua_setfenv(L, -2);
   return 1;
 }
@@ -142,6 +149,13 @@ static int l_nursery_spawn(lua_State *L) {
   rc = fdn_nursery_add(&n->core, member, &task->core);
   if (rc != 0)
     return lfdn_raise_code(L, "TaskManager:create_task", rc);
+  /* The completion callback reaches the failures list through the
+   * registry, held only while children are live (see on_done).
+   */
+  if (n->failures_ref == LUA_NOREF) {
+    lua_getfenv(L, 1);
+    n->failures_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+  }
   return 1;
 }
 

@@ -258,6 +258,14 @@ int lfdn_yield(lua_State *L, lfdn_task_t *task, const char *where);
 void lfdn_task_event(lfdn_task_t *task, const char *kind, lua_State *from,
                      int traceback);
 
+/* l_diag.c */
+/* Test modes from the environment: FDN_SCHED_SEED fills opts->sched_seed
+ * (unless set), FDN_GC_STRESS installs a full collection before every
+ * scheduling pass of the new engine.
+ */
+void lfdn_test_modes_options(fdn_engine_options_t *opts);
+void lfdn_test_modes_apply(lfdn_engine_t *engine);
+
 /* Registers `funcs` into the module table with the state as upvalue;
  * expects [module, state] on top of L and leaves them there.
  */

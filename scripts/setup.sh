@@ -4,7 +4,7 @@
 set -euo pipefail
 
 packages=(build-essential cmake pkg-config luajit libluajit-5.1-dev
-  libuv1-dev lua-busted lua-cjson lua-check clang-format
+  libuv1-dev lua-busted lua-cjson lua-check clang-format cppcheck
   libhttp-parser-dev curl)
 packages+=("$@")
 

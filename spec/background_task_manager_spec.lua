@@ -454,7 +454,7 @@ describe("fdn.BackgroundTaskManager", function()
 end)
 
 describe("fdn-lua with a BackgroundTaskManager", function()
-  it("shuts managers down on SIGTERM: runs in flight finish within the timeout", function()
+  it("shuts managers down on SIGTERM: runs in flight finish within the timeout #signals", function()
     local script = h.write_temp([[
       local m = fdn.BackgroundTaskManager.new { shutdown_timeout = 1 }
       m:start_task("sync", function()

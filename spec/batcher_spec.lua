@@ -880,7 +880,7 @@ end
 describe("fdn-lua with a Batcher", function()
   local h = require "helpers"
 
-  it("delivers every accepted item when sent SIGTERM mid-batch", function()
+  it("delivers every accepted item when sent SIGTERM mid-batch #signals", function()
     local out = os.tmpname()
     local script = h.write_temp([[
       local out = assert(io.open(arg[1], "w"))

@@ -12,7 +12,7 @@ local function catch(fn, ...)
 end
 
 describe("fdn.Bulkhead", function()
-  it("runs at most max_concurrent calls at once, the rest in FIFO order", function()
+  it("runs at most max_concurrent calls at once, the rest in FIFO order #fifo", function()
     virtual(function()
       local bh = fdn.Bulkhead.new { max_concurrent = 2, max_queue = 10 }
       local running, max_running, order = 0, 0, {}
@@ -38,7 +38,7 @@ describe("fdn.Bulkhead", function()
     end)
   end)
 
-  it("rejects with QueueFull past max_queue waiters", function()
+  it("rejects with QueueFull past max_queue waiters #fifo", function()
     virtual(function()
       local bh = fdn.Bulkhead.new { max_concurrent = 1, max_queue = 1 }
       local holder = fdn.spawn(bh.call, bh, fdn.sleep, 5)
@@ -81,7 +81,7 @@ describe("fdn.Bulkhead", function()
     end)
   end)
 
-  it("gives back a slot handed to a waiter cancelled before it could run", function()
+  it("gives back a slot handed to a waiter cancelled before it could run #fifo", function()
     virtual(function()
       local bh = fdn.Bulkhead.new { max_concurrent = 1, max_queue = 5 }
       bh:acquire() -- the main task holds the only slot
@@ -123,7 +123,7 @@ describe("fdn.Bulkhead", function()
     end)
   end)
 
-  it("frees a waiter cancelled while queued, leaving the queue in order", function()
+  it("frees a waiter cancelled while queued, leaving the queue in order #fifo", function()
     virtual(function()
       local bh = fdn.Bulkhead.new { max_concurrent = 1, max_queue = 5 }
       local holder = fdn.spawn(bh.call, bh, fdn.sleep, 2)

@@ -102,7 +102,7 @@ describe("fdn.CircuitBreaker", function()
     end)
   end)
 
-  it("lets only half_open_max probes through at once", function()
+  it("lets only half_open_max probes through at once #fifo", function()
     virtual(function()
       local b = fdn.CircuitBreaker.new { failure_threshold = 1, recovery_timeout = 1,
         half_open_max = 2, success_threshold = 2 }

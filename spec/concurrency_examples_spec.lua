@@ -5,7 +5,7 @@ local function run_example(name, args)
 end
 
 describe("concurrency example job scripts", function()
-  it("semaphore.lua caps concurrency in FIFO order and times out a waiter", function()
+  it("semaphore.lua caps concurrency in FIFO order and times out a waiter #fifo", function()
     local code, out, err = run_example("semaphore.lua", "2")
     assert.equal(0, code, err)
     assert.equal("downloaded: file-1, file-2, file-3, file-4, file-5, file-6\n"
@@ -23,7 +23,7 @@ describe("concurrency example job scripts", function()
       .. "put after close: Closed\n", out)
   end)
 
-  it("event.lua releases every waiter at once", function()
+  it("event.lua releases every waiter at once #fifo", function()
     local code, out, err = run_example("event.lua", "3")
     assert.equal(0, code, err)
     assert.equal("3 waiting, 0 woke so far\n"
@@ -31,7 +31,7 @@ describe("concurrency example job scripts", function()
       .. "after clear, wait(0.01): timed out\n", out)
   end)
 
-  it("task_manager.lua gathers in order, fails fast and collects errors", function()
+  it("task_manager.lua gathers in order, fails fast and collects errors #fifo", function()
     local code, out, err = run_example("task_manager.lua")
     assert.equal(0, code, err)
     assert.equal("fetched: page 1, page 2, page 3, page 4, page 5\n"

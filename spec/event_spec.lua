@@ -18,7 +18,7 @@ describe("fdn.Event", function()
     events.reset()
   end)
 
-  it("parks waiters until set, then wakes them all in FIFO order", function()
+  it("parks waiters until set, then wakes them all in FIFO order #fifo", function()
     local order = {}
     fdn.run(function()
       local ev = fdn.Event.new()

@@ -80,7 +80,7 @@ describe("fdn-lua", function()
     assert.matches("orphan failure", err)
   end)
 
-  it("on SIGINT cancels the main task, runs cleanups and exits 130", function()
+  it("on SIGINT cancels the main task, runs cleanups and exits 130 #signals", function()
     local script = h.write_temp([[
       local ok, err = pcall(fdn.sleep, 60)
       print("woke:", ok, err.class.name)
@@ -93,13 +93,13 @@ describe("fdn-lua", function()
     os.remove(script)
   end)
 
-  it("on SIGTERM exits 143", function()
+  it("on SIGTERM exits 143 #signals", function()
     local code = h.sh(h.quote(h.fdn_lua_path)
       .. [[ -e "fdn.sleep(60)" & pid=$!; sleep 0.3; kill -TERM $pid; wait $pid]])
     assert.equal(143, code)
   end)
 
-  it("exits at once on a second signal, even while a task is busy", function()
+  it("exits at once on a second signal, even while a task is busy #signals", function()
     local code, _, err = h.sh(h.quote(h.fdn_lua_path) .. [[ -e "while true do end" & pid=$!; ]]
       .. [[sleep 0.3; kill -INT $pid; sleep 0.1; kill -INT $pid; wait $pid]])
     assert.equal(130, code)

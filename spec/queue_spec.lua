@@ -46,7 +46,7 @@ describe("fdn.Queue", function()
     assert.same(want, got)
   end)
 
-  it("makes put wait while full, and keeps the waiting putters' order", function()
+  it("makes put wait while full, and keeps the waiting putters' order #fifo", function()
     fdn.run(function()
       local q = fdn.Queue.new(2)
       q:put("a")
@@ -71,7 +71,7 @@ describe("fdn.Queue", function()
     end)
   end)
 
-  it("hands each value to the longest waiting getter", function()
+  it("hands each value to the longest waiting getter #fifo", function()
     fdn.run(function()
       local q = fdn.Queue.new(1)
       local getters = {}

@@ -47,7 +47,7 @@ describe("fdn.RateLimiter", function()
     end)
   end)
 
-  it("serves concurrent callers in the order they asked", function()
+  it("serves concurrent callers in the order they asked #fifo", function()
     virtual(function()
       local limiter = fdn.RateLimiter.new { rate = 4 }
       local order, tasks = {}, {}

@@ -43,7 +43,7 @@ describe("fdn.Semaphore", function()
     assert.equal(300, done)
   end)
 
-  it("wakes waiters in FIFO order", function()
+  it("wakes waiters in FIFO order #fifo", function()
     local order = {}
     fdn.run(function()
       local sem = fdn.Semaphore.new(1)
@@ -122,7 +122,7 @@ describe("fdn.Semaphore", function()
     end)
   end)
 
-  it("lets a cancelled waiter leave the queue without taking a permit", function()
+  it("lets a cancelled waiter leave the queue without taking a permit #fifo", function()
     local order = {}
     fdn.run(function()
       local sem = fdn.Semaphore.new(1)
@@ -290,7 +290,7 @@ describe("fdn.Semaphore", function()
     end)
   end)
 
-  it("made at module level, serves one fdn.run after another", function()
+  it("made at module level, serves one fdn.run after another #fifo", function()
     for _ = 1, 3 do
       local order = {}
       fdn.run(function()

@@ -50,7 +50,7 @@ describe("fdn.TaskManager", function()
     assert.equal(400, done)
   end)
 
-  it("returns each Task at once and starts children in creation order", function()
+  it("returns each Task at once and starts children in creation order #fifo", function()
     local started = {}
     fdn.run(function()
       fdn.with(fdn.TaskManager.new { max_concurrent = 2 }, function(tm)

@@ -130,7 +130,7 @@ describe("fdn.spawn and Task", function()
     assert.equal(200, done)
   end)
 
-  it("treats a bare coroutine.yield in a task like fdn.sleep(0)", function()
+  it("treats a bare coroutine.yield in a task like fdn.sleep(0) #fifo", function()
     local order = {}
     T.run(function()
       local a = fdn.spawn(function()

@@ -609,7 +609,7 @@ describe("fdn.testing.assert_raises", function()
 end)
 
 describe("fdn.testing.eventually", function()
-  it("returns pred's value once it holds, polling on the engine clock", function()
+  it("returns pred's value once it holds, polling on the engine clock #fifo", function()
     T.run(function()
       local ready
       fdn.spawn(function() fdn.sleep(3) ready = "yes" end)
@@ -718,7 +718,7 @@ T.describe("fdn.testing.describe", function()
       fdn.sleep(0.5)
     end)
 
-    it("shares the outer block's engine, adding its own hooks", function()
+    it("shares the outer block's engine, adding its own hooks #fifo", function()
       assert.equal(2, fdn.now())
       assert.same({ 1, 2 }, requests)
     end)

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fdn/diag.h"
 #include "fdn/error.h"
 #include "fdn/timer.h"
 #include "internal.h"
@@ -60,6 +61,10 @@ int fdn_engine_new(fdn_engine_t **out, const fdn_engine_options_t *opts) {
                      : (fdn_rng_entropy() & ((1ull << 53) - 1)) | 1u;
   fdn_rng_seed(&engine->rng, engine->seed);
   fdn_waitq_init(&engine->advancers);
+  engine->sched_seed = opts->sched_seed;
+  fdn_rng_seed(&engine->sched_rng, opts->sched_seed);
+  engine->test_modes = opts->sched_seed != 0;
+  fdn_diag_add(FDN_DIAG_ENGINES_CREATED, 1);
   *out = engine;
   return 0;
 }
@@ -198,6 +203,111 @@ void fdn__engine_fire_due(fdn_engine_t *engine, uint64_t now) {
   }
 }
 
+/* Runs one ready task: the body of every scheduling pass. */
+static inline void run_one(fdn_engine_t *engine, fdn_task_t *task) {
+  int status = task->wake_status;
+  fdn__engine_ready_remove(engine, task);
+  task->wake_status = 0;
+  task->state = FDN_TASK_RUNNING;
+  engine->current = task;
+  task->run(task, status);
+  /* A finished task clears `current`, and may already be freed. */
+  if (engine->current == task && task->state == FDN_TASK_RUNNING) {
+    task->state = FDN_TASK_READY;
+    fdn__engine_ready_push(engine, task);
+  }
+}
+
+/* Shuffles buf[0..n) in place (Fisher-Yates with the shuffle generator). */
+static void shuffle_tasks(fdn_engine_t *engine, fdn_task_t **buf, size_t n) {
+  size_t i;
+  for (i = n; i > 1; i--) {
+    size_t j = (size_t)fdn_rng_below(&engine->sched_rng, i);
+    fdn_task_t *task = buf[i - 1];
+    buf[i - 1] = buf[j];
+    buf[j] = task;
+  }
+}
+
+/* Puts the ready queue in a random order, but keeps the one promise a
+ * yield makes (fdn.sleep(0) "yields to other ready tasks"): tasks that
+ * yielded go after all the others. Without scratch memory the pass stays
+ * FIFO.
+ */
+static void shuffle_ready(fdn_engine_t *engine) {
+  size_t n = engine->ready_len, i, front = 0, back = n;
+  fdn_task_t **buf, *task;
+  if (n > engine->shuffle_cap) {
+    size_t cap = engine->shuffle_cap ? engine->shuffle_cap : 64;
+    while (cap < n)
+      cap *= 2;
+    buf = realloc(engine->shuffle_buf, cap * sizeof(*buf));
+    if (buf == NULL)
+      return;
+    engine->shuffle_buf = buf;
+    engine->shuffle_cap = cap;
+  }
+  if (n == 0)
+    return;
+  buf = engine->shuffle_buf;
+  /* Tasks that did not yield fill the front in queue order, those that
+   * did fill the back in reverse; each part is then shuffled.
+   */
+  for (task = engine->ready_head; task != NULL; task = task->next) {
+    if (task->flags & FDN__TASK_YIELDED) {
+      task->flags &= (uint8_t)~FDN__TASK_YIELDED;
+      buf[--back] = task;
+    } else {
+      buf[front++] = task;
+    }
+  }
+  shuffle_tasks(engine, buf, front);
+  shuffle_tasks(engine, buf + back, n - back);
+  for (i = 0; i < n; i++) {
+    buf[i]->prev = i > 0 ? buf[i - 1] : NULL;
+    buf[i]->next = i + 1 < n ? buf[i + 1] : NULL;
+  }
+  engine->ready_head = buf[0];
+  engine->ready_tail = buf[n - 1];
+}
+
+/* The scheduling pass under a test mode: the tick hook first, then, when
+ * shuffling, each generation of ready tasks (those ready at the start, then
+ * those they made ready, and so on) runs in a shuffled order.
+ */
+static size_t tick_test_modes(fdn_engine_t *engine, int stoppable,
+                              size_t budget) {
+  size_t runs = 0, generation = 0;
+  fdn_task_t *task;
+  if (engine->tick_hook != NULL && engine->ready_head != NULL &&
+      !engine->tick_hook_every_task)
+    engine->tick_hook(engine, engine->tick_hook_arg);
+  while (runs < budget && !(stoppable && engine->stop_requested) &&
+         engine->ready_head != NULL) {
+    if (generation == 0 && engine->sched_seed != 0) {
+      shuffle_ready(engine);
+      generation = engine->ready_len;
+    }
+    if (engine->tick_hook != NULL && engine->tick_hook_every_task) {
+      engine->tick_hook(engine, engine->tick_hook_arg);
+      /* The hook may have run code that changed the queue. */
+      if (engine->ready_head == NULL)
+        break;
+    }
+    task = engine->ready_head;
+    run_one(engine, task);
+    /* Still current (not finished, so not freed) and ready again: it
+     * yielded.
+     */
+    if (engine->current == task && task->state == FDN_TASK_READY)
+      task->flags |= FDN__TASK_YIELDED;
+    runs++;
+    if (generation > 0)
+      generation--;
+  }
+  return runs;
+}
+
 /* One scheduling pass: resumes the tasks ready when it starts plus up to a
  * budget of tasks that became ready during it, then returns to the loop so
  * I/O and timers are not starved by tasks that keep yielding. A pass run by
@@ -209,20 +319,14 @@ static size_t tick(fdn_engine_t *engine, int stoppable) {
   fdn_task_t *outer = engine->current;
   fdn_task_t *task;
   engine->in_tick++;
-  while (runs < budget && !(stoppable && engine->stop_requested) &&
-         (task = engine->ready_head) != NULL) {
-    int status = task->wake_status;
-    fdn__engine_ready_remove(engine, task);
-    task->wake_status = 0;
-    task->state = FDN_TASK_RUNNING;
-    engine->current = task;
-    task->run(task, status);
-    /* A finished task clears `current`, and may already be freed. */
-    if (engine->current == task && task->state == FDN_TASK_RUNNING) {
-      task->state = FDN_TASK_READY;
-      fdn__engine_ready_push(engine, task);
+  if (engine->test_modes != 0) {
+    runs = tick_test_modes(engine, stoppable, budget);
+  } else {
+    while (runs < budget && !(stoppable && engine->stop_requested) &&
+           (task = engine->ready_head) != NULL) {
+      run_one(engine, task);
+      runs++;
     }
-    runs++;
   }
   engine->current = outer;
   engine->in_tick--;
@@ -365,7 +469,9 @@ int fdn_engine_run(fdn_engine_t *engine, uv_run_mode mode) {
 static void finish_close(fdn_engine_t *engine) {
   fdn_engine_close_cb cb = engine->close_cb;
   void *arg = engine->close_arg;
+  free(engine->shuffle_buf);
   free(engine);
+  fdn_diag_add(FDN_DIAG_ENGINES_FREED, 1);
   if (cb != NULL)
     cb(arg);
 }
@@ -404,6 +510,7 @@ int fdn_engine_close(fdn_engine_t *engine, fdn_engine_close_cb cb, void *arg) {
      * uv_loop_close fail and leak the loop; close them rather than leak.
      */
     if (uv_loop_close(engine->loop) == UV_EBUSY) {
+      fdn_diag_add(FDN_DIAG_LOOPS_FORCED, 1);
       uv_walk(engine->loop, close_stray_handle, NULL);
       uv_run(engine->loop, UV_RUN_NOWAIT);
       uv_loop_close(engine->loop);
@@ -447,6 +554,18 @@ fdn_rng_t *fdn_engine_rng(fdn_engine_t *engine) {
 
 uint64_t fdn_engine_seed(const fdn_engine_t *engine) {
   return engine->seed;
+}
+
+void fdn_engine_set_tick_hook(fdn_engine_t *engine, fdn_engine_tick_cb cb,
+                              void *arg, int every_task) {
+  engine->tick_hook = cb;
+  engine->tick_hook_arg = arg;
+  engine->tick_hook_every_task = every_task != 0;
+  engine->test_modes = cb != NULL || engine->sched_seed != 0;
+}
+
+uint64_t fdn_engine_sched_seed(const fdn_engine_t *engine) {
+  return engine->sched_seed;
 }
 
 void fdn_engine_set_data(fdn_engine_t *engine, void *data) {

@@ -20,7 +20,8 @@ enum { FDN__TAG_TIMER = 1, FDN__TAG_TASK = 2, FDN__TAG_SCOPE = 3 };
 enum {
   FDN__TASK_CANCELLED = 1u,  /* fdn_task_cancel() called; see task.h */
   FDN__TASK_ABANDONED = 2u,
-  FDN__TASK_TIMED_WAIT = 4u  /* its timer means FDN_ETIMEDOUT, not 0 */
+  FDN__TASK_TIMED_WAIT = 4u, /* its timer means FDN_ETIMEDOUT, not 0 */
+  FDN__TASK_YIELDED = 8u     /* shuffle mode: re-queued by a yield */
 };
 
 #define FDN__TICK_BUDGET 256u
@@ -55,6 +56,15 @@ struct fdn_engine_s {
   fdn_waitq_t advancers;   /* the task parked in fdn_engine_advance_task */
   uint64_t advance_target; /* where that advance ends */
   uint8_t stop_requested;  /* fdn_engine_stop: end the current run */
+  /* Test modes (tick hook, shuffle): tick() checks this one flag only. */
+  uint8_t test_modes;
+  fdn_engine_tick_cb tick_hook;
+  void *tick_hook_arg;
+  uint8_t tick_hook_every_task;
+  uint64_t sched_seed;
+  fdn_rng_t sched_rng;
+  fdn_task_t **shuffle_buf; /* scratch for shuffling the ready queue */
+  size_t shuffle_cap;
 };
 
 /* Puts a node on the engine's timer heap, keeping the uv timer in step. */

@@ -352,6 +352,12 @@ local function main()
           cleanup()
         end
       end
+      -- A task handle changes metatable when it finishes (the finished one
+      -- needs no finalizer): a pending handle is the same kind, whichever
+      -- the schedule order (FDN_SCHED_SEED) makes a function return.
+      local pending = fdn.spawn(function() end)
+      known_mts[getmetatable(pending)] = true
+      pending:join()
       catalog.check_api(result)
       for _, missing in ipairs(result.missing) do
         fail("not covered: " .. missing .. " has no entry in signatures.lua")

@@ -86,6 +86,7 @@ add { name = "task:wait", names = { "task:wait" },
 add { name = "fdn.gather", names = { "fdn.gather" }, where = { "fdn.gather" },
   setup = function()
     local t = sleeper()
+    fdn.sleep(0) -- the sleeper is waiting in any schedule order (FDN_SCHED_SEED)
     return function() fdn.gather { t } end, function()
       if t:status() ~= "waiting" then return "the gathered task was disturbed: " .. t:status() end
     end, function() stop(t) end
@@ -182,6 +183,7 @@ add { name = "TaskManager:__exit", names = { "TaskManager:__exit" },
     local tm = fdn.TaskManager.new()
     tm:__enter()
     local child = tm:create_task(fdn.sleep, 1000)
+    fdn.sleep(0) -- the child is waiting in any schedule order (FDN_SCHED_SEED)
     return function() tm:__exit(nil) end, function()
       if tm._state ~= "open" or child:status() ~= "waiting" then
         return "manager " .. tostring(tm._state) .. ", child " .. child:status()

@@ -15,7 +15,11 @@
 #include "fdn/rng.h"
 #include "fdn/task.h"
 
+/* Declared in several headers; C99 allows one typedef per name. */
+#ifndef FDN_ENGINE_T_DECLARED
+#define FDN_ENGINE_T_DECLARED
 typedef struct fdn_engine_s fdn_engine_t;
+#endif
 typedef void (*fdn_engine_close_cb)(void *arg);
 
 typedef struct fdn_engine_options_s {
@@ -26,6 +30,13 @@ typedef struct fdn_engine_options_s {
   unsigned tick_budget;   /* tasks resumed per loop turn beyond those ready at
                              its start, before I/O is polled again */
   uint64_t seed;          /* seed of the engine's RNG; 0: from entropy */
+  /* Test mode. 0 (the default): ready tasks run in FIFO order, which is
+   * fdn's contract. Non-zero: each scheduling pass runs its ready tasks in
+   * an order shuffled by a generator seeded with this value, so a test
+   * suite can show it does not depend on an order fdn does not promise
+   * beyond FIFO; the same seed repeats the same orders.
+   */
+  uint64_t sched_seed;
 } fdn_engine_options_t;
 
 void fdn_engine_options_init(fdn_engine_options_t *opts);
@@ -115,6 +126,19 @@ size_t fdn_engine_armed_timers(const fdn_engine_t *engine);
 /* The engine's RNG: seeded from the options, so runs given a seed repeat. */
 fdn_rng_t *fdn_engine_rng(fdn_engine_t *engine);
 uint64_t fdn_engine_seed(const fdn_engine_t *engine);
+
+/* Test hook: `cb(engine, arg)` runs at the start of every scheduling pass
+ * that has tasks to run, before the first of them resumes, or, with
+ * `every_task`, before each task the pass resumes. The bindings use it to
+ * force a full Lua collection under FDN_GC_STRESS. NULL removes it. With no
+ * hook and no shuffle a pass pays one branch.
+ */
+typedef void (*fdn_engine_tick_cb)(fdn_engine_t *engine, void *arg);
+void fdn_engine_set_tick_hook(fdn_engine_t *engine, fdn_engine_tick_cb cb,
+                              void *arg, int every_task);
+
+/* The shuffle seed the engine was created with (0: FIFO). */
+uint64_t fdn_engine_sched_seed(const fdn_engine_t *engine);
 
 void fdn_engine_set_data(fdn_engine_t *engine, void *data);
 void *fdn_engine_get_data(const fdn_engine_t *engine);

@@ -12,6 +12,7 @@
 #include "fdn/bulkhead.h"
 #include "fdn/channel.h"
 #include "fdn/clock.h"
+#include "fdn/diag.h"
 #include "fdn/engine.h"
 #include "fdn/error.h"
 #include "fdn/event.h"

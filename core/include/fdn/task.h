@@ -21,7 +21,11 @@
 #include "fdn/clock.h"
 #include "fdn/heap.h"
 
+/* Declared in several headers; C99 allows one typedef per name. */
+#ifndef FDN_ENGINE_T_DECLARED
+#define FDN_ENGINE_T_DECLARED
 typedef struct fdn_engine_s fdn_engine_t;
+#endif
 typedef struct fdn_task_s fdn_task_t;
 typedef struct fdn_waitq_s fdn_waitq_t;
 typedef struct fdn_listener_s fdn_listener_t;

@@ -11,7 +11,11 @@
 
 #include "fdn/heap.h"
 
+/* Declared in several headers; C99 allows one typedef per name. */
+#ifndef FDN_ENGINE_T_DECLARED
+#define FDN_ENGINE_T_DECLARED
 typedef struct fdn_engine_s fdn_engine_t;
+#endif
 typedef struct fdn_timer_s fdn_timer_t;
 typedef void (*fdn_timer_cb)(fdn_timer_t *timer);
 
