@@ -42,7 +42,9 @@ if compgen -G "spec/*_spec.lua" >/dev/null; then
     preload="$(gcc -print-file-name=libasan.so)"
     export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1"
   fi
-  LD_PRELOAD="$preload" busted --lua=luajit -o TAP spec/ >"$log/busted.out" 2>&1
+  # A hung spec must fail the run, not hold CI until its time limit.
+  LD_PRELOAD="$preload" timeout -k 10 "${FDN_SPEC_TIMEOUT:-1800}" \
+    busted --lua=luajit -o TAP spec/ >"$log/busted.out" 2>&1
   b_passed=$(grep -c '^ok ' "$log/busted.out")
   b_failed=$(grep -c '^not ok ' "$log/busted.out")
   if ! grep -q '^1\.\.[0-9]' "$log/busted.out"; then

@@ -18,13 +18,21 @@ end
 local function start(token)
   local errfile = os.tmpname()
   local script = helpers.root .. "/examples/http_server.lua"
-  local command = string.format("sh -c '%s %s 0 %s 2>%s & echo $!; wait $!; echo exit=$?'",
+  -- The server is bounded in time (timeout passes SIGTERM on): a spec that
+  -- fails before stopping it must not leave closing the pipe waiting for it.
+  local command = string.format("sh -c 'timeout -k 5 120 %s %s 0 %s 2>%s & echo $!; wait $!; echo exit=$?'",
     helpers.fdn_lua_path, script, token, errfile)
   local pipe = assert(io.popen(command, "r"))
-  local pid = assert(tonumber(pipe:read("*l")), "no pid")
-  local line = pipe:read("*l") or ""
+  local pid = tonumber(pipe:read("*l"))
+  local line = pid and pipe:read("*l") or ""
   local port = tonumber(line:match("listening on http://127%.0%.0%.1:(%d+)"))
-  assert(port, "the example did not say where it listens: " .. line)
+  if not port then
+    if pid then
+      os.execute("kill -KILL " .. pid)
+    end
+    pipe:close()
+    error("the example did not say where it listens: " .. line .. " (pid " .. tostring(pid) .. ")")
+  end
   return pid, port, pipe, errfile
 end
 
