@@ -369,7 +369,7 @@ static int l_read_until(lua_State *L) {
   const char *delim = lua_tolstring(L, 2, &dlen);
   lua_Number max;
   uint64_t timeout;
-  const char *at;
+  const char *at, *data;
   if (lua_type(L, 2) != LUA_TSTRING || dlen == 0)
     return lfdn_argerror(L, "conn:read_until", "delimiter",
                          "a non-empty string", 2);
@@ -380,11 +380,13 @@ static int l_read_until(lua_State *L) {
   if (s == NULL)
     return push_closed(L);
   n = lfdn_tcp_buffered(s);
-  at = find(s->buf + s->start, n, delim, dlen);
-  if (at != NULL && (size_t)(at - (s->buf + s->start)) <= (size_t)max) {
-    size_t len = (size_t)(at - (s->buf + s->start));
+  /* No buffer yet before the first read: no pointer arithmetic on NULL. */
+  data = s->buf != NULL ? s->buf + s->start : "";
+  at = find(data, n, delim, dlen);
+  if (at != NULL && (size_t)(at - data) <= (size_t)max) {
+    size_t len = (size_t)(at - data);
     lua_pushboolean(L, 0);
-    lua_pushlstring(L, s->buf + s->start, len);
+    lua_pushlstring(L, data, len);
     lfdn_tcp_consume(s, len + dlen);
     return 2;
   }
@@ -400,7 +402,7 @@ static int l_read_until(lua_State *L) {
     lua_pushboolean(L, 0);
     lua_pushnil(L);
     if (n > 0)
-      lua_pushlstring(L, s->buf + s->start, n);
+      lua_pushlstring(L, data, n);
     else
       lua_pushnil(L);
     lfdn_tcp_consume(s, n);
