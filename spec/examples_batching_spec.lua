@@ -22,7 +22,7 @@ describe("batching, caching and background examples", function()
       .. "hits 1, misses 53 (49 joined a running call), 4 upstream calls\n", out)
   end)
 
-  it("background.lua runs, logs failures, and shuts down cleanly", function()
+  it("background.lua runs, logs failures, and shuts down cleanly #walltime", function()
     local code, out, err = example("background.lua")
     assert.equal(0, code)
     assert.matches("^data_sync: ran 3 or more times\n", out)

@@ -55,7 +55,7 @@ describe("hygiene checks", function()
 
     it("passes a clean test", function()
       local code, _, err = helpers.sh(helpers.quote(helpers.build .. "/fdn-core-tests")
-        .. " timers_fire_in_deadline_order")
+        .. " virtual_sleepers_wake_in_deadline_order")
       assert.equal(0, code, err)
     end)
   end)
