@@ -160,8 +160,10 @@ static lfdn_tcp_t *tcp_new(lua_State *L, lfdn_engine_t *engine, int kind,
 
 lfdn_tcp_t *lfdn_tcp_check(lua_State *L, int idx, const char *fname) {
   lfdn_tcp_t **box = luaL_testudata(L, idx, LFDN_TCP_MT);
-  if (box == NULL)
+  if (box == NULL) {
     lfdn_argerror(L, fname, "self", "a TCP stream", idx);
+    return NULL; /* not reached: lfdn_argerror raises */
+  }
   return *box;
 }
 
