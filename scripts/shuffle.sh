@@ -35,7 +35,7 @@ echo "shuffle: $nfifo specs rely on FIFO order (tagged #fifo) and are skipped:"
 printf '%s\n' "$fifo" | sed 's/^/  /'
 
 run_seed() {
-  FDN_SCHED_SEED=$1 busted --lua=luajit -o TAP --exclude-tags=fifo spec/ \
+  FDN_SCHED_SEED=$1 timeout -k 5 "${SEED_TIMEOUT:-900}" busted --lua=luajit -o TAP --exclude-tags=fifo spec/ \
     >"$OUT/$1.tap" 2>&1
   FDN_SCHED_SEED=$1 "$DIR/fdn-embed-tests" >"$OUT/$1.embed" 2>&1
   echo $? >"$OUT/$1.embed_rc"

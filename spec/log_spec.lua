@@ -500,7 +500,7 @@ describe("fdn.log", function()
   end)
 
   describe("reports", function()
-    it("go through the logger as error records of the 'fdn' logger", function()
+    it("go through the logger as error records of the 'fdn' logger #gcstress_hang", function()
       local ok = pcall(fdn.run, function()
         fdn.spawn(function() error(errors.Closed.new("lost work"), 0) end)
         fdn.sleep(0.001)
@@ -519,7 +519,7 @@ describe("fdn.log", function()
       assert.matches("failed and nobody joined it: Closed: lost work", r.message)
     end)
 
-    it("report a failed task exactly once even when the report itself collects garbage", function()
+    it("report a failed task exactly once even when the report itself collects garbage #gcstress_hang", function()
       local saved, reports = fdn.report, 0
       fdn.report = function(kind)
         if kind == "unjoined_task_failed" then
