@@ -29,9 +29,7 @@ static uint64_t sched_seed_requested(void) {
  */
 static uint64_t gc_stress_collections;
 
-static void gc_stress_tick(fdn_engine_t *core, void *arg) {
-  lfdn_engine_t *engine = arg;
-  (void)core;
+void lfdn_gc_stress_collect(lfdn_engine_t *engine) {
   gc_stress_collections++;
   lua_gc(engine->st->W, LUA_GCCOLLECT, 0);
 }
@@ -42,9 +40,8 @@ void lfdn_test_modes_options(fdn_engine_options_t *opts) {
 }
 
 void lfdn_test_modes_apply(lfdn_engine_t *engine) {
-  int mode = gc_stress_requested();
-  if (mode != 0)
-    fdn_engine_set_tick_hook(engine->core, gc_stress_tick, engine, mode == 2);
+  engine->gc_stress = (uint8_t)gc_stress_requested();
+  lfdn_engine_update_pass_hook(engine);
 }
 
 /* Live registry references (luaL_ref): integer keys holding anything but

@@ -92,6 +92,60 @@ static void describe_into(lfdn_task_t *task, void *arg) {
 
 enum { RUN_DONE = 0, RUN_STUCK = 1, RUN_TIMED_OUT = 2 };
 
+/* Failures of collected task handles, waiting to be reported (see
+ * l_task_gc): a finalizer only appends to a C array, which cannot raise.
+ */
+int lfdn_engine_defer_report(lfdn_engine_t *engine, uint32_t slot) {
+  if (engine == NULL || engine->closed || engine->closing)
+    return 0;
+  if (engine->ndeferred == engine->deferred_cap) {
+    uint32_t cap = engine->deferred_cap ? engine->deferred_cap * 2 : 16;
+    uint32_t *grown = realloc(engine->deferred, cap * sizeof(*grown));
+    if (grown == NULL)
+      return 0; /* reported at once instead */
+    engine->deferred = grown;
+    engine->deferred_cap = cap;
+  }
+  engine->deferred[engine->ndeferred++] = slot;
+  lfdn_engine_update_pass_hook(engine);
+  return 1;
+}
+
+/* Reports the deferred failures on L and frees their slots. A report may
+ * collect more handles, whose failures join the list while it is read.
+ */
+static void report_deferred(lfdn_engine_t *engine, lua_State *L) {
+  lfdn_state_t *st = engine->st;
+  uint32_t i;
+  for (i = 0; i < engine->ndeferred; i++) {
+    uint32_t slot = engine->deferred[i];
+    lfdn_task_report_unobserved(st, L, slot);
+    lfdn_state_free_slot(st, slot, 1);
+  }
+  engine->ndeferred = 0;
+}
+
+/* Runs at the start of a scheduling pass while it has work: deferred
+ * reports and, under FDN_GC_STRESS, a full collection. Installed only
+ * while there is such work, so a normal pass pays nothing for it.
+ */
+static void pass_hook(fdn_engine_t *core, void *arg) {
+  lfdn_engine_t *engine = arg;
+  (void)core;
+  if (engine->gc_stress)
+    lfdn_gc_stress_collect(engine);
+  if (engine->ndeferred > 0)
+    report_deferred(engine, engine->st->W);
+  lfdn_engine_update_pass_hook(engine);
+}
+
+void lfdn_engine_update_pass_hook(lfdn_engine_t *engine) {
+  int wanted = engine->gc_stress != 0 || engine->ndeferred > 0;
+  if (engine->core != NULL)
+    fdn_engine_set_tick_hook(engine->core, wanted ? pass_hook : NULL, engine,
+                             engine->gc_stress == 2);
+}
+
 /* Runs the loop until no task is left, or until `until` has finished when
  * given. Returns RUN_DONE; RUN_STUCK with a list pushed describing the tasks
  * that were stuck (parked with nothing left to wake them) and had to be
@@ -102,6 +156,12 @@ static int run_loop(lua_State *L, lfdn_engine_t *engine, lfdn_task_t *until) {
   int stuck = 0;
   for (;;) {
     fdn_engine_run(engine->core, UV_RUN_DEFAULT);
+    /* The loop ran Lua code in tasks and on W: before anything returns or
+     * raises to the caller on L, L is made the running thread again.
+     */
+    lfdn_vm_sync(engine->st, L);
+    if (engine->ndeferred > 0)
+      report_deferred(engine, L);
     if (engine->timed_out) {
       if (stuck)
         lua_pop(L, 1);
@@ -255,25 +315,9 @@ static void report_unobserved(lua_State *L, lfdn_state_t *st) {
   lua_State *S = st->S;
   lua_pushnil(S);
   while (lua_next(S, LFDN_S_UNOBSERVED) != 0) {
-    int key = (int)lua_tointeger(S, -2);
-    uint32_t slot = (uint32_t)key - 1u;
-    lua_createtable(L, 0, 4);
-    lua_pushnumber(L, lua_tonumber(S, -1));
-    lua_setfield(L, -2, "task_id");
-    lfdn_state_push_anchor(st, slot, LFDN_ANCHOR_CO);
-    lua_xmove(S, L, 1);
-    lua_setfield(L, -2, "error");
-    lfdn_state_push_anchor(st, slot, LFDN_ANCHOR_CTX);
-    lua_xmove(S, L, 1);
-    lua_setfield(L, -2, "traceback");
+    uint32_t slot = (uint32_t)lua_tointeger(S, -2) - 1u;
     lua_pop(S, 1);
-    /* Cleared before the report runs Lua: a GC step in there may collect
-     * the handle, whose __gc would otherwise report the failure again.
-     */
-    lua_pushvalue(S, -1);
-    lua_pushnil(S);
-    lua_rawset(S, LFDN_S_UNOBSERVED);
-    lfdn_report(st, L, "unjoined_task_failed");
+    lfdn_task_report_unobserved(st, L, slot);
   }
   lua_newtable(L);
   lua_xmove(L, S, 1);
@@ -300,6 +344,11 @@ int lfdn_engine_close_lua(lua_State *L, lfdn_engine_t *engine) {
   }
   if (fdn_engine_live_tasks(engine->core) > 0)
     each_live_task(engine, abandon_one, NULL);
+  engine->closing = 1; /* from here on, collected failures report at once */
+  report_deferred(engine, L);
+  free(engine->deferred);
+  engine->deferred = NULL;
+  engine->deferred_cap = 0;
   report_unobserved(L, st);
   /* Sockets and such still open: close them now that no task can use them,
    * so their memory is freed by the loop run that closes the engine.
@@ -315,6 +364,7 @@ int lfdn_engine_close_lua(lua_State *L, lfdn_engine_t *engine) {
   engine->core = NULL;
   luaL_unref(L, LUA_REGISTRYINDEX, engine->ref);
   engine->ref = LUA_NOREF;
+  lfdn_vm_sync(st, L); /* the passes above ran tasks */
   return 0;
 }
 

@@ -15,6 +15,12 @@ void lfdn_register(lua_State *L, const luaL_Reg *funcs) {
   lua_settop(L, state);
 }
 
+/* Called by lfdn_vm_sync: entering the VM is all it is for. */
+static int vm_sync_noop(lua_State *L) {
+  (void)L;
+  return 0;
+}
+
 static int l_state_gc(lua_State *L) {
   lfdn_state_t *st = lua_touserdata(L, 1);
   if (st->closed)
@@ -91,6 +97,9 @@ static lfdn_state_t *new_state(lua_State *L) {
     lua_error(L);
   lua_xmove(L, S, 1);
   lua_rawseti(S, LFDN_S_HOOKS, LFDN_HOOK_COPY_ARRAY);
+  lua_pushcfunction(L, vm_sync_noop);
+  lua_xmove(L, S, 1);
+  lua_rawseti(S, LFDN_S_HOOKS, LFDN_HOOK_VM_SYNC);
   fdn_rng_seed(&st->rng, fdn_rng_entropy());
   st->closed = 0;
   return st;

@@ -144,6 +144,7 @@ static int l_nursery_spawn(lua_State *L) {
   member = alloc_member(n);
   if (member == NULL) {
     lfdn_task_abandon(task); /* never to be started: end it now */
+    lfdn_vm_sync(engine->st, L);
     return lfdn_raise(L, "Error", "TaskManager:create_task: out of memory");
   }
   rc = fdn_nursery_add(&n->core, member, &task->core);

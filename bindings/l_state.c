@@ -226,6 +226,22 @@ void lfdn_report(lfdn_state_t *st, lua_State *L, const char *kind) {
   lua_settop(L, info - 1);
 }
 
+/* LuaJIT records the thread it runs (for its compiled code) when it enters
+ * the VM, and the version Debian 12 ships does not record it again when a
+ * C function returns to the VM (LuaJIT fixed that in 2023, issue #1066). A
+ * C function that ran Lua code on another thread, a task's coroutine or W,
+ * and then returns or raises on L leaves the VM believing that other thread
+ * runs: the next exit from compiled code on L restores its state onto the
+ * wrong stack, seen as a loop that never ends. A call into the VM on L,
+ * of a C function that does nothing, records L again.
+ */
+void lfdn_vm_sync(lfdn_state_t *st, lua_State *L) {
+  if (st == NULL || st->closed || !lua_checkstack(L, 1 + LUA_MINSTACK))
+    return;
+  if (lfdn_state_get_hook(st, L, LFDN_HOOK_VM_SYNC))
+    lua_call(L, 0, 0);
+}
+
 void lfdn_push_cancelled(lfdn_state_t *st, lua_State *L, const char *message) {
   if (lfdn_state_get_hook(st, L, LFDN_HOOK_MAKE_ERROR)) {
     lua_pushliteral(L, "Cancelled");

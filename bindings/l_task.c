@@ -795,33 +795,58 @@ static int l_task_tostring(lua_State *L) {
   return 1;
 }
 
+int lfdn_task_report_unobserved(lfdn_state_t *st, lua_State *L, uint32_t slot) {
+  lua_State *S = st->S;
+  lua_rawgeti(S, LFDN_S_UNOBSERVED, (int)slot + 1);
+  if (lua_isnil(S, -1)) {
+    lua_pop(S, 1);
+    return 0;
+  }
+  lua_createtable(L, 0, 4);
+  lua_pushnumber(L, lua_tonumber(S, -1));
+  lua_setfield(L, -2, "task_id");
+  lua_pop(S, 1);
+  lfdn_state_push_anchor(st, slot, LFDN_ANCHOR_CO);
+  lua_xmove(S, L, 1);
+  lua_setfield(L, -2, "error");
+  lfdn_state_push_anchor(st, slot, LFDN_ANCHOR_CTX);
+  lua_xmove(S, L, 1);
+  lua_setfield(L, -2, "traceback");
+  /* Cleared before the report runs Lua: a GC step in there may collect
+   * the handle, whose __gc would otherwise report the failure again.
+   */
+  lua_pushnil(S);
+  lua_rawseti(S, LFDN_S_UNOBSERVED, (int)slot + 1);
+  lfdn_report(st, L, "unjoined_task_failed");
+  return 1;
+}
+
 static int l_task_gc(lua_State *L) {
   lfdn_task_t *task = lua_touserdata(L, 1);
   lfdn_state_t *st = task->st;
+  int unobserved;
   if (st == NULL || st->closed)
     return 0;
   if (!fdn_task_finished(&task->core)) {
     /* Only reachable while the Lua state closes under a live engine. */
     lfdn_task_abandon(task);
+    lfdn_vm_sync(st, L);
   }
-  lua_rawgeti(st->S, LFDN_S_UNOBSERVED, (int)task->slot + 1);
-  if (!lua_isnil(st->S, -1)) {
-    lua_createtable(L, 0, 4);
-    lua_pushnumber(L, (lua_Number)task->core.id);
-    lua_setfield(L, -2, "task_id");
-    lfdn_state_push_anchor(st, task->slot, LFDN_ANCHOR_CO);
-    lua_xmove(st->S, L, 1);
-    lua_setfield(L, -2, "error");
-    lfdn_state_push_anchor(st, task->slot, LFDN_ANCHOR_CTX);
-    lua_xmove(st->S, L, 1);
-    lua_setfield(L, -2, "traceback");
-    lua_pushnil(st->S);
-    lua_rawseti(st->S, LFDN_S_UNOBSERVED, (int)task->slot + 1);
-    lfdn_report(st, L, "unjoined_task_failed");
-  }
-  lua_pop(st->S, 1);
-  lfdn_state_free_slot(st, task->slot, 1);
   task->st = NULL;
+  lua_rawgeti(st->S, LFDN_S_UNOBSERVED, (int)task->slot + 1);
+  unobserved = !lua_isnil(st->S, -1);
+  lua_pop(st->S, 1);
+  /* A failure nobody read is reported outside this finalizer when an
+   * engine is open (lfdn_engine_defer_report): a report runs Lua code,
+   * the logger's and the user's sink, which a finalizer runs in a state
+   * where LuaJIT's compiled code has been seen to loop forever. The slot
+   * keeps the error until then.
+   */
+  if (unobserved && lfdn_engine_defer_report(st->engine, task->slot))
+    return 0;
+  if (unobserved)
+    lfdn_task_report_unobserved(st, L, task->slot);
+  lfdn_state_free_slot(st, task->slot, 1);
   return 0;
 }
 

@@ -53,7 +53,8 @@ enum {
   LFDN_HOOK_IS_CANCELLED = 2, /* (err) -> boolean */
   LFDN_HOOK_REPORT = 3,       /* (kind, info) */
   LFDN_HOOK_TASK_EVENT = 4,   /* (kind, task, err, traceback); l_events.c */
-  LFDN_HOOK_COPY_ARRAY = 5    /* (from, to, n): to[1..n] = from[1..n] */
+  LFDN_HOOK_COPY_ARRAY = 5,   /* (from, to, n): to[1..n] = from[1..n] */
+  LFDN_HOOK_VM_SYNC = 6       /* a C function doing nothing; lfdn_vm_sync */
 };
 
 typedef struct lfdn_state_s {
@@ -141,6 +142,12 @@ struct lfdn_engine_s {
   uint64_t census_mark;
   uint32_t census_in_flight;
   uint32_t census[3];
+  /* Slots of collected handles whose failure is still to be reported. */
+  uint32_t *deferred;
+  uint32_t ndeferred;
+  uint32_t deferred_cap;
+  uint8_t closing;   /* close has begun: reports are no longer deferred */
+  uint8_t gc_stress; /* FDN_GC_STRESS: 0 off, 1 per pass, 2 per task */
 };
 
 #define LFDN_TASK_MT "fdn.task"
@@ -186,6 +193,11 @@ int lfdn_raise_code(lua_State *L, const char *fname, int rc);
  * stack (popped). Errors in the hook are written to stderr, never raised.
  */
 void lfdn_report(lfdn_state_t *st, lua_State *L, const char *kind);
+/* Makes L the thread LuaJIT believes is running. Call it before a C
+ * function that ran Lua code on another thread (a task's coroutine, W)
+ * returns or raises to its caller on L; see l_state.c for why.
+ */
+void lfdn_vm_sync(lfdn_state_t *st, lua_State *L);
 
 /* l_engine.c */
 lfdn_engine_t *lfdn_engine_bound(lua_State *L, const char *fname);
@@ -199,6 +211,12 @@ int lfdn_engine_cancel_all(lfdn_engine_t *engine, int daemons_only);
 int lfdn_engine_new_lua(lua_State *L, fdn_engine_options_t *opts);
 int lfdn_engine_run_root(lua_State *L, lfdn_engine_t *engine);
 int lfdn_engine_close_lua(lua_State *L, lfdn_engine_t *engine);
+/* Keeps `slot`'s unread failure to report at the next scheduling pass, the
+ * end of a run or close; returns 0 (nothing kept) when it cannot.
+ */
+int lfdn_engine_defer_report(lfdn_engine_t *engine, uint32_t slot);
+/* Installs the pass hook while it has work (deferred reports, GC stress). */
+void lfdn_engine_update_pass_hook(lfdn_engine_t *engine);
 /* Links `res` into the engine's list of open resources. */
 void lfdn_resource_add(lfdn_engine_t *engine, lfdn_resource_t *res);
 /* Unlinks `res`; a no-op when it is not linked. */
@@ -211,6 +229,10 @@ lfdn_task_t *lfdn_task_current(lfdn_engine_t *engine);
 void lfdn_task_push(lua_State *L, lfdn_task_t *task);
 int lfdn_task_spawn(lua_State *L, lfdn_engine_t *engine, int first, int flags);
 void lfdn_task_abandon(lfdn_task_t *task);
+/* Reports the failure kept in `slot` if nobody has read it (clearing it);
+ * returns whether it reported. The slot itself is left to the caller.
+ */
+int lfdn_task_report_unobserved(lfdn_state_t *st, lua_State *L, uint32_t slot);
 /* Pushes the task's outcome: results (join) or true/false + values (wait);
  * join raises the task's error value. Marks the outcome observed. `idx` is
  * the handle's stack index in L, or 0 while the task is still anchored
@@ -265,6 +287,8 @@ void lfdn_task_event(lfdn_task_t *task, const char *kind, lua_State *from,
  */
 void lfdn_test_modes_options(fdn_engine_options_t *opts);
 void lfdn_test_modes_apply(lfdn_engine_t *engine);
+/* A full collection on W (FDN_GC_STRESS; run by the pass hook). */
+void lfdn_gc_stress_collect(lfdn_engine_t *engine);
 
 /* Registers `funcs` into the module table with the state as upvalue;
  * expects [module, state] on top of L and leaves them there.

@@ -87,12 +87,22 @@ for t in "${list[@]}"; do
   parallel=()
   [ "$jobs" -gt 1 ] && parallel=(-jobs="$jobs" -workers="$jobs")
   set +e
-  (cd "$dir" && "$root/$bin" "$root/$dir/corpus/$t" "$root/spec/fuzz/corpus/$t" \
+  # libFuzzer stops an input that runs past -timeout, but its alarm handler
+  # can deadlock when the alarm lands inside the unwinder (a Lua error
+  # being raised): `timeout` bounds the whole run all the same.
+  (cd "$dir" && timeout -k 10 $((time_per + 120)) \
+    "$root/$bin" "$root/$dir/corpus/$t" "$root/spec/fuzz/corpus/$t" \
     -max_total_time="$time_per" -detect_leaks=$leaks "${parallel[@]}" -timeout=20 \
     -rss_limit_mb=2048 -artifact_prefix="$root/$dir/crashes/$t-" \
     -print_final_stats=1) >"$log" 2>&1
   rc=$?
   set -e
+  if [ $rc -eq 124 ] || [ $rc -eq 137 ]; then
+    echo "fuzz $t: HUNG: still running $((time_per + 120)) s after a ${time_per} s run was asked for (see $log)"
+    tail -5 "$log"
+    status=1
+    continue
+  fi
   if [ "$jobs" -gt 1 ]; then
     cat "$dir"/fuzz-*.log >>"$log" 2>/dev/null || true
     rm -f "$dir"/fuzz-*.log
