@@ -696,7 +696,7 @@ static int l_batcher_gc(lua_State *L) {
                       "%d buffered or in-flight items were never delivered",
                       (int)left);
       lua_setfield(L, -2, "message");
-      lfdn_report(st, L, "batcher_collected");
+      lfdn_report_later(st, L, "batcher_collected");
     }
     fdn_batcher_discard(&lb->core);
   }

@@ -125,6 +125,31 @@ static void report_deferred(lfdn_engine_t *engine, lua_State *L) {
   engine->ndeferred = 0;
 }
 
+/* core.report_later(): whether an open engine will make the reports that
+ * fdn._report_later keeps, at its next pass (it then installs the hook).
+ */
+static int l_report_later(lua_State *L) {
+  lfdn_engine_t *engine = lfdn_state(L)->engine;
+  int kept = engine != NULL && !engine->closed && !engine->closing;
+  if (kept) {
+    engine->later = 1;
+    lfdn_engine_update_pass_hook(engine);
+  }
+  lua_pushboolean(L, kept);
+  return 1;
+}
+
+static void flush_later(lfdn_engine_t *engine, lua_State *L) {
+  engine->later = 0;
+  if (lua_checkstack(L, 2) &&
+      lfdn_state_get_hook(engine->st, L, LFDN_HOOK_FLUSH_LATER) &&
+      lua_pcall(L, 0, 0, 0) != 0) {
+    fprintf(stderr, "fdn: reporting failed: %s\n",
+            lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object)");
+    lua_pop(L, 1);
+  }
+}
+
 /* Runs at the start of a scheduling pass while it has work: deferred
  * reports and, under FDN_GC_STRESS, a full collection. Installed only
  * while there is such work, so a normal pass pays nothing for it.
@@ -136,11 +161,13 @@ static void pass_hook(fdn_engine_t *core, void *arg) {
     lfdn_gc_stress_collect(engine);
   if (engine->ndeferred > 0)
     report_deferred(engine, engine->st->W);
+  if (engine->later)
+    flush_later(engine, engine->st->W);
   lfdn_engine_update_pass_hook(engine);
 }
 
 void lfdn_engine_update_pass_hook(lfdn_engine_t *engine) {
-  int wanted = engine->gc_stress != 0 || engine->ndeferred > 0;
+  int wanted = engine->gc_stress != 0 || engine->ndeferred > 0 || engine->later;
   if (engine->core != NULL)
     fdn_engine_set_tick_hook(engine->core, wanted ? pass_hook : NULL, engine,
                              engine->gc_stress == 2);
@@ -162,6 +189,8 @@ static int run_loop(lua_State *L, lfdn_engine_t *engine, lfdn_task_t *until) {
     lfdn_vm_sync(engine->st, L);
     if (engine->ndeferred > 0)
       report_deferred(engine, L);
+    if (engine->later)
+      flush_later(engine, L);
     if (engine->timed_out) {
       if (stuck)
         lua_pop(L, 1);
@@ -346,6 +375,7 @@ int lfdn_engine_close_lua(lua_State *L, lfdn_engine_t *engine) {
     each_live_task(engine, abandon_one, NULL);
   engine->closing = 1; /* from here on, collected failures report at once */
   report_deferred(engine, L);
+  flush_later(engine, L);
   free(engine->deferred);
   engine->deferred = NULL;
   engine->deferred_cap = 0;
@@ -584,6 +614,7 @@ void lfdn_open_engine(lua_State *L) {
                                      {NULL, NULL}};
   static const luaL_Reg funcs[] = {{"engine_new", l_engine_new},
                                    {"engine_running", l_engine_current},
+                                   {"report_later", l_report_later},
                                    {NULL, NULL}};
   int state = lua_gettop(L);
   luaL_newmetatable(L, LFDN_ENGINE_MT);

@@ -33,14 +33,17 @@ static int l_state_gc(lua_State *L) {
   return 0;
 }
 
-/* set_hooks{make_error = f, is_cancelled = f, report = f} */
+/* set_hooks{make_error = f, is_cancelled = f, report = f, report_later = f,
+ * flush_later = f} */
 static int l_set_hooks(lua_State *L) {
   static const struct {
     const char *name;
     int slot;
   } hooks[] = {{"make_error", LFDN_HOOK_MAKE_ERROR},
                {"is_cancelled", LFDN_HOOK_IS_CANCELLED},
-               {"report", LFDN_HOOK_REPORT}};
+               {"report", LFDN_HOOK_REPORT},
+               {"report_later", LFDN_HOOK_REPORT_LATER},
+               {"flush_later", LFDN_HOOK_FLUSH_LATER}};
   lfdn_state_t *st = lfdn_state(L);
   size_t i;
   luaL_checktype(L, 1, LUA_TTABLE);

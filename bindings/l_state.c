@@ -226,6 +226,20 @@ void lfdn_report(lfdn_state_t *st, lua_State *L, const char *kind) {
   lua_settop(L, info - 1);
 }
 
+void lfdn_report_later(lfdn_state_t *st, lua_State *L, const char *kind) {
+  int info = lua_gettop(L);
+  if (!st->closed && lfdn_state_get_hook(st, L, LFDN_HOOK_REPORT_LATER)) {
+    lua_pushstring(L, kind);
+    lua_pushvalue(L, info);
+    if (lua_pcall(L, 2, 0, 0) == 0) {
+      lua_settop(L, info - 1);
+      return;
+    }
+    lua_pop(L, 1);
+  }
+  lfdn_report(st, L, kind);
+}
+
 /* LuaJIT records the thread it runs (for its compiled code) when it enters
  * the VM, and the version Debian 12 ships does not record it again when a
  * C function returns to the VM (LuaJIT fixed that in 2023, issue #1066). A

@@ -195,11 +195,21 @@ static int push_closed(lua_State *L) {
   return 2;
 }
 
-int lfdn_tcp_push_error(lua_State *L, int err) {
-  lua_pushboolean(L, 1);
+/* Pushes `first`'s value (nil or true), then libuv's name and message for
+ * `err`: the three values every failing tcp_* call returns.
+ */
+static int push_failure(lua_State *L, int first, int err) {
+  if (first)
+    lua_pushboolean(L, 1);
+  else
+    lua_pushnil(L);
   lua_pushstring(L, uv_err_name(err));
   lua_pushstring(L, uv_strerror(err));
   return 3;
+}
+
+int lfdn_tcp_push_error(lua_State *L, int err) {
+  return push_failure(L, 1, err);
 }
 
 /* Parks `task` on `q`; returns the yield, or "st, cause" if it may not. */
@@ -640,10 +650,7 @@ static int l_listen(lua_State *L) {
   }
   return 1;
 failed:
-  lua_pushnil(L);
-  lua_pushstring(L, uv_err_name(rc));
-  lua_pushstring(L, uv_strerror(rc));
-  return 3;
+  return push_failure(L, 0, rc);
 }
 
 /* tcp_accept(listener, timeout): "false, conn" */
@@ -795,10 +802,7 @@ static int l_connect(lua_State *L) {
   }
   return 1;
 failed:
-  lua_pushnil(L);
-  lua_pushstring(L, uv_err_name(rc));
-  lua_pushstring(L, uv_strerror(rc));
-  return 3;
+  return push_failure(L, 0, rc);
 }
 
 /* tcp_connect_wait(conn, timeout): "false" once connected. */

@@ -54,7 +54,9 @@ enum {
   LFDN_HOOK_REPORT = 3,       /* (kind, info) */
   LFDN_HOOK_TASK_EVENT = 4,   /* (kind, task, err, traceback); l_events.c */
   LFDN_HOOK_COPY_ARRAY = 5,   /* (from, to, n): to[1..n] = from[1..n] */
-  LFDN_HOOK_VM_SYNC = 6       /* a C function doing nothing; lfdn_vm_sync */
+  LFDN_HOOK_VM_SYNC = 6,      /* a C function doing nothing; lfdn_vm_sync */
+  LFDN_HOOK_REPORT_LATER = 7, /* (kind, info): report at the next pass */
+  LFDN_HOOK_FLUSH_LATER = 8   /* (): make the reports kept for later */
 };
 
 typedef struct lfdn_state_s {
@@ -147,6 +149,7 @@ struct lfdn_engine_s {
   uint32_t ndeferred;
   uint32_t deferred_cap;
   uint8_t closing;   /* close has begun: reports are no longer deferred */
+  uint8_t later;     /* fdn._report_later kept reports for the next pass */
   uint8_t gc_stress; /* FDN_GC_STRESS: 0 off, 1 per pass, 2 per task */
 };
 
@@ -193,6 +196,10 @@ int lfdn_raise_code(lua_State *L, const char *fname, int rc);
  * stack (popped). Errors in the hook are written to stderr, never raised.
  */
 void lfdn_report(lfdn_state_t *st, lua_State *L, const char *kind);
+/* The same from a finalizer: the report is made at the engine's next
+ * scheduling pass (at once when no engine is open).
+ */
+void lfdn_report_later(lfdn_state_t *st, lua_State *L, const char *kind);
 /* Makes L the thread LuaJIT believes is running. Call it before a C
  * function that ran Lua code on another thread (a task's coroutine, W)
  * returns or raises to its caller on L; see l_state.c for why.

@@ -50,6 +50,31 @@ describe("error reporting", function()
       assert.matches("TaskPool 'unread': job 1 failed", seen[1].info.message)
     end)
 
+  it("a TaskPool collected while the engine runs is reported by the next pass, not the collector",
+    function()
+      local seen, real = {}, fdn.report
+      fdn.report = function(kind, info) seen[#seen + 1] = { kind = kind, info = info } end
+      -- In a frame of its own, so no stack slot keeps the pool.
+      local function drop()
+        local pool = fdn.TaskPool.new { pool_size = 1 }
+        pool:submit(function() error("dropped job", 0) end)
+        pool:close()
+      end
+      local during_gc
+      local ok, err = pcall(fdn.run, function()
+        drop()
+        full_gc()
+        during_gc = #seen
+        fdn.sleep(0.001) -- a timer starts a new scheduling pass
+      end, { clock = "virtual" })
+      fdn.report = real
+      assert(ok, err)
+      assert.equal(0, during_gc)
+      assert.equal(1, #seen)
+      assert.equal("unread_job_failed", seen[1].kind)
+      assert.equal("dropped job", seen[1].info.error)
+    end)
+
   it("a gathered failure, and a cancelled pool's dropped jobs, are not reported again", function()
     local seen = reports_during(function()
       T.run(function()

@@ -56,7 +56,37 @@ local function wake_error(st, cause, fname)
 end
 M._wake_error = wake_error
 
+-- Reports made from finalizers (a TaskPool or a Batcher collected with work
+-- nobody read) wait here for the engine's next scheduling pass: a report
+-- runs the logger and the user's sinks, which must not run inside the
+-- garbage collector (LuaJIT's compiled code has been seen to loop forever
+-- there). With no engine open they are made at once.
+local later = {}
+
+local function flush_later()
+  local list = later
+  later = {}
+  for i = 1, #list do
+    M.report(list[i][1], list[i][2])
+  end
+end
+
+--- Reports kind/info at the next safe point (see `later`). For finalizers.
+function M._report_later(kind, info)
+  later[#later + 1] = { kind, info }
+  if not core.report_later() then
+    flush_later()
+  end
+end
+-- Never compiled: a trace entered from a finalizer is what loops.
+if jit then
+  jit.off(M._report_later)
+  jit.off(flush_later)
+end
+
 core.set_hooks {
+  report_later = M._report_later,
+  flush_later = flush_later,
   make_error = function(class, message, context)
     local cls = errors[class] or errors.Error
     return cls.new(message, { context = context })

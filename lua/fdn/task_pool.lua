@@ -65,7 +65,7 @@ local function watch_unread(name, errs, unread)
     end
     table.sort(indexes)
     for _, index in ipairs(indexes) do
-      fdn.report("unread_job_failed", {
+      fdn._report_later("unread_job_failed", {
         error = errs[index], job = index, pool = name,
         message = string.format("TaskPool%s: job %d failed and nobody gathered its result: %s",
           name and (" '" .. name .. "'") or "", index, errors.format(errs[index])),
