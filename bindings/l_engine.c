@@ -445,6 +445,7 @@ static int l_engine_advance(lua_State *L) {
     return lfdn_raise(L, "InvalidState",
                       "engine:advance: only a virtual clock can be advanced");
   fdn_engine_advance(engine->core, ns);
+  lfdn_vm_sync(engine->st, L); /* it ran the tasks that became ready */
   return 0;
 }
 
