@@ -73,7 +73,11 @@ static void tcp_close(lfdn_tcp_t *s) {
     return;
   s->closed = 1;
   s->watcher = NULL;
-  lfdn_resource_remove(&s->res);
+  /* A name lookup still running keeps the stream on the engine's list, so
+   * that closing the engine waits for it (close_resource).
+   */
+  if (s->lookup == NULL)
+    lfdn_resource_remove(&s->res);
   if (s->box != NULL) {
     *s->box = NULL;
     s->box = NULL;
@@ -89,7 +93,9 @@ static void tcp_close(lfdn_tcp_t *s) {
 /* The engine is closing. A name lookup still running in libuv's thread
  * pool would report to the engine's loop after the engine freed it, so on
  * a loop the engine owns, the loop runs until the lookup has reported (a
- * borrowed loop outlives the engine: the lookup reports there later).
+ * borrowed loop outlives the engine: the lookup reports there later). The
+ * stream may have been closed already, by a task that gave up on its
+ * connect: it stays on the list while its lookup runs for this wait.
  */
 static void close_resource(lfdn_resource_t *res) {
   lfdn_tcp_t *s = (lfdn_tcp_t *)((char *)res - offsetof(lfdn_tcp_t, res));
@@ -99,6 +105,7 @@ static void close_resource(lfdn_resource_t *res) {
   tcp_close(s);
   while (wait && s->lookup != NULL)
     uv_run(loop, UV_RUN_ONCE);
+  lfdn_resource_remove(&s->res);
   release(s);
 }
 
@@ -718,6 +725,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
   free(req);
   s->lookup = NULL;
   if (s->closed) {
+    lfdn_resource_remove(&s->res); /* kept while the lookup ran */
     uv_freeaddrinfo(res);
     release(s);
     return;
