@@ -92,11 +92,18 @@ static void describe_into(lfdn_task_t *task, void *arg) {
 
 enum { RUN_DONE = 0, RUN_STUCK = 1, RUN_TIMED_OUT = 2 };
 
+/* Whether reports made in finalizers can wait for the engine's next pass:
+ * it is open and its close has not begun.
+ */
+static int keeps_reports(const lfdn_engine_t *engine) {
+  return engine != NULL && !engine->closed && !engine->closing;
+}
+
 /* Failures of collected task handles, waiting to be reported (see
  * l_task_gc): a finalizer only appends to a C array, which cannot raise.
  */
 int lfdn_engine_defer_report(lfdn_engine_t *engine, uint32_t slot) {
-  if (engine == NULL || engine->closed || engine->closing)
+  if (!keeps_reports(engine))
     return 0;
   if (engine->ndeferred == engine->deferred_cap) {
     uint32_t cap = engine->deferred_cap ? engine->deferred_cap * 2 : 16;
@@ -130,7 +137,7 @@ static void report_deferred(lfdn_engine_t *engine, lua_State *L) {
  */
 static int l_report_later(lua_State *L) {
   lfdn_engine_t *engine = lfdn_state(L)->engine;
-  int kept = engine != NULL && !engine->closed && !engine->closing;
+  int kept = keeps_reports(engine);
   if (kept) {
     engine->later = 1;
     lfdn_engine_update_pass_hook(engine);
@@ -150,6 +157,16 @@ static void flush_later(lfdn_engine_t *engine, lua_State *L) {
   }
 }
 
+/* Makes on L every report that waits: collected handles' failures and
+ * those fdn._report_later kept.
+ */
+static void report_pending(lfdn_engine_t *engine, lua_State *L) {
+  if (engine->ndeferred > 0)
+    report_deferred(engine, L);
+  if (engine->later)
+    flush_later(engine, L);
+}
+
 /* Runs at the start of a scheduling pass while it has work: deferred
  * reports and, under FDN_GC_STRESS, a full collection. Installed only
  * while there is such work, so a normal pass pays nothing for it.
@@ -159,10 +176,7 @@ static void pass_hook(fdn_engine_t *core, void *arg) {
   (void)core;
   if (engine->gc_stress)
     lfdn_gc_stress_collect(engine);
-  if (engine->ndeferred > 0)
-    report_deferred(engine, engine->st->W);
-  if (engine->later)
-    flush_later(engine, engine->st->W);
+  report_pending(engine, engine->st->W);
   lfdn_engine_update_pass_hook(engine);
 }
 
@@ -187,10 +201,7 @@ static int run_loop(lua_State *L, lfdn_engine_t *engine, lfdn_task_t *until) {
      * raises to the caller on L, L is made the running thread again.
      */
     lfdn_vm_sync(engine->st, L);
-    if (engine->ndeferred > 0)
-      report_deferred(engine, L);
-    if (engine->later)
-      flush_later(engine, L);
+    report_pending(engine, L);
     if (engine->timed_out) {
       if (stuck)
         lua_pop(L, 1);
@@ -374,8 +385,7 @@ int lfdn_engine_close_lua(lua_State *L, lfdn_engine_t *engine) {
   if (fdn_engine_live_tasks(engine->core) > 0)
     each_live_task(engine, abandon_one, NULL);
   engine->closing = 1; /* from here on, collected failures report at once */
-  report_deferred(engine, L);
-  flush_later(engine, L);
+  report_pending(engine, L);
   free(engine->deferred);
   engine->deferred = NULL;
   engine->deferred_cap = 0;

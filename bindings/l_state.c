@@ -208,18 +208,32 @@ int lfdn_raise_code(lua_State *L, const char *fname, int rc) {
   return lfdn_raise(L, cls, "%s: %s", fname, fdn_strerror(rc));
 }
 
-void lfdn_report(lfdn_state_t *st, lua_State *L, const char *kind) {
+/* Calls hook(kind, info), info being the value on top of L. Returns 1 when
+ * the hook ran (info popped); 0 when it is unset or failed (info left, and
+ * a failure written to stderr when `complain`).
+ */
+static int call_report_hook(lfdn_state_t *st, lua_State *L, int hook,
+                            const char *kind, int complain) {
   int info = lua_gettop(L);
-  if (!st->closed && lfdn_state_get_hook(st, L, LFDN_HOOK_REPORT)) {
-    lua_pushstring(L, kind);
-    lua_pushvalue(L, info);
-    if (lua_pcall(L, 2, 0, 0) == 0) {
-      lua_settop(L, info - 1);
-      return;
-    }
+  if (st->closed || !lfdn_state_get_hook(st, L, hook))
+    return 0;
+  lua_pushstring(L, kind);
+  lua_pushvalue(L, info);
+  if (lua_pcall(L, 2, 0, 0) == 0) {
+    lua_settop(L, info - 1);
+    return 1;
+  }
+  if (complain)
     fprintf(stderr, "fdn: the report hook failed: %s\n",
             lua_tostring(L, -1) ? lua_tostring(L, -1) : "(error object)");
-  }
+  lua_settop(L, info);
+  return 0;
+}
+
+void lfdn_report(lfdn_state_t *st, lua_State *L, const char *kind) {
+  int info = lua_gettop(L);
+  if (call_report_hook(st, L, LFDN_HOOK_REPORT, kind, 1))
+    return;
   lua_getfield(L, info, "message");
   fprintf(stderr, "fdn: %s: %s\n", kind,
           lua_tostring(L, -1) ? lua_tostring(L, -1) : "(no message)");
@@ -227,17 +241,8 @@ void lfdn_report(lfdn_state_t *st, lua_State *L, const char *kind) {
 }
 
 void lfdn_report_later(lfdn_state_t *st, lua_State *L, const char *kind) {
-  int info = lua_gettop(L);
-  if (!st->closed && lfdn_state_get_hook(st, L, LFDN_HOOK_REPORT_LATER)) {
-    lua_pushstring(L, kind);
-    lua_pushvalue(L, info);
-    if (lua_pcall(L, 2, 0, 0) == 0) {
-      lua_settop(L, info - 1);
-      return;
-    }
-    lua_pop(L, 1);
-  }
-  lfdn_report(st, L, kind);
+  if (!call_report_hook(st, L, LFDN_HOOK_REPORT_LATER, kind, 0))
+    lfdn_report(st, L, kind);
 }
 
 /* LuaJIT records the thread it runs (for its compiled code) when it enters
